@@ -1,0 +1,54 @@
+# bench/lib.sh — helpers the benchmarks share: free ports, CPU time of a process, wrk runs.
+# Sourced, not run. Every process a benchmark starts is recorded in BENCH_PIDS and stopped
+# by PID on exit.
+
+BENCH_PIDS=()
+BENCH_TMP=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+
+bench_cleanup() {
+	local pid
+	for pid in "${BENCH_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${BENCH_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+	rm -rf "$BENCH_TMP"
+}
+trap bench_cleanup EXIT INT TERM
+
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# CPU time (user+system, all threads) of a process, in clock ticks.
+cpu_ticks() {
+	awk '{print $14 + $15}' "/proc/$1/stat"
+}
+
+wait_http() { # wait_http URL (10 s deadline)
+	local deadline=$((SECONDS + 10))
+	until curl -fsS -o /dev/null "$1" 2>/dev/null; do
+		[ $SECONDS -lt $deadline ] || { echo "bench: $1 did not answer" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+
+# measure NAME URL PID [HELPER_PID] → prints a line and sets R_RPS, R_CPU_US (PID's CPU
+# per request) and R_CPU2_US (PID + HELPER_PID, e.g. the Redis server behind the API).
+measure() {
+	local name=$1 url=$2 pid=$3 helper=${4:-}
+	local b1 b2=0 a1 a2=0 out reqs secs hz
+	b1=$(cpu_ticks "$pid")
+	[ -z "$helper" ] || b2=$(cpu_ticks "$helper")
+	out=$(wrk -t1 -c"${BENCH_CONNS:-32}" -d"${BENCH_SECONDS:-5}s" --latency "$url")
+	a1=$(cpu_ticks "$pid")
+	[ -z "$helper" ] || a2=$(cpu_ticks "$helper")
+	reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+	secs=$(echo "$out" | awk '/requests in/ {gsub("s,","",$4); print $4}')
+	hz=$(getconf CLK_TCK)
+	R_RPS=$(awk -v r="$reqs" -v s="$secs" 'BEGIN {printf "%.0f", r / s}')
+	R_CPU_US=$(awk -v t=$((a1 - b1)) -v hz="$hz" -v r="$reqs" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')
+	R_CPU2_US=$(awk -v t=$((a1 - b1 + a2 - b2)) -v hz="$hz" -v r="$reqs" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')
+	R_P50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+	R_P99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+	printf '  %-32s %8s req/s  %7s us CPU/req' "$name" "$R_RPS" "$R_CPU_US"
+	[ -z "$helper" ] || printf ' (%s with helper)' "$R_CPU2_US"
+	printf '  p50 %s p99 %s\n' "$R_P50" "$R_P99"
+}
