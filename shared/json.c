@@ -116,6 +116,15 @@ bool field_errors_any(const struct field_errors *fe)
     return json_array_size(fe->list) > 0;
 }
 
+/* Characters (code points) of valid UTF-8, which is all jansson hands out. */
+static size_t utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return n;
+}
+
 bool json_field_string(const json_t *obj, const char *key, bool required, size_t max_len,
                        const char **out, struct field_errors *fe)
 {
@@ -129,7 +138,7 @@ bool json_field_string(const json_t *obj, const char *key, bool required, size_t
         field_errors_add(fe, key, "must be a string");
         return false;
     }
-    if (json_string_length(v) > max_len) {
+    if (utf8_chars(json_string_value(v), json_string_length(v)) > max_len) {
         field_errors_add(fe, key, "must be at most %zu characters", max_len);
         return false;
     }
