@@ -29,7 +29,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ishared -Isamples/shortener $(PKG_CFLAGS)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ishared -Iagent -Isamples/shortener $(PKG_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(MODE),release)
@@ -55,8 +55,11 @@ SHARED_LIB := $(OBJDIR)/libshared.a
 SHORTENER_SRC := $(filter-out samples/shortener/main.c,$(wildcard samples/shortener/*.c))
 SHORTENER_LIB := $(OBJDIR)/libshortener.a
 
+AGENT_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c))
+AGENT_LIB := $(OBJDIR)/libagent.a
+
 # Component libraries, most dependent first (link order).
-COMPONENT_LIBS := $(SHORTENER_LIB) $(SHARED_LIB)
+COMPONENT_LIBS := $(SHORTENER_LIB) $(AGENT_LIB) $(SHARED_LIB)
 
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -66,6 +69,8 @@ $(OBJDIR)/%.o: %.c
 $(SHARED_LIB): $(SHARED_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
 $(SHORTENER_LIB): $(SHORTENER_SRC:%.c=$(OBJDIR)/%.o)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(AGENT_LIB): $(AGENT_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
 PROGRAMS := $(BINDIR)/sluice-shortener
@@ -94,6 +99,13 @@ $(SHORTENER_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(SHORTENER_LIB) 
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(SHORTENER_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
+
+AGENT_UNIT := $(OBJDIR)/tests/test_faults
+
+$(AGENT_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(AGENT_LIB) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(OBJDIR)/tests/replay_%)
