@@ -6,12 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/types.h>
 
 #include "clock.h"
 #include "err.h"
 #include "json.h"
+#include "rng.h"
 
 #define HTTP_QUERY_NAME_MAX   128 /* a longer (decoded) query parameter name never matches */
 #define HTTP_PROBLEM_TYPE_MAX 160
@@ -651,12 +651,7 @@ void http_request_id_accept(const char *incoming, char out[HTTP_REQUEST_ID_MAX])
         return;
     }
     unsigned char rnd[16];
-    if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd)) {
-        /* No entropy yet (early boot): unique, not secret, is all an id needs. */
-        uint64_t t = clock_mono_ns() ^ ((uint64_t)(uintptr_t)out << 17);
-        for (size_t i = 0; i < sizeof(rnd); i++)
-            rnd[i] = (unsigned char)(t >> (8 * (i % 8)) ^ i * 131u);
-    }
+    rng_bytes(rnd, sizeof(rnd)); /* no syscall per request (rng.h) */
     for (size_t i = 0; i < sizeof(rnd); i++) {
         out[2 * i] = hex[rnd[i] >> 4];
         out[2 * i + 1] = hex[rnd[i] & 15];

@@ -171,7 +171,7 @@ bool http_etag_matches(const char *if_none_match, const char *etag);
 const char *http_reason(int status);
 
 /* Keep a valid incoming X-Request-Id (1–64 of [A-Za-z0-9._-]); otherwise make a new one,
- * 32 lowercase hex characters from getrandom(2). incoming may be NULL. */
+ * 32 lowercase hex characters from rng.h (per-thread, no syscall). incoming may be NULL. */
 void http_request_id_accept(const char *incoming, char out[HTTP_REQUEST_ID_MAX]);
 
 #endif

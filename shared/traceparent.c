@@ -1,10 +1,10 @@
 #include "traceparent.h"
 
 #include <string.h>
-#include <sys/random.h>
 
 #include "encode.h"
 #include "err.h"
+#include "rng.h"
 
 static int hexval(char c)
 {
@@ -62,41 +62,15 @@ bool trace_is_sampled(const struct trace_ctx *ctx)
     return ctx->flags & TRACE_FLAG_SAMPLED;
 }
 
-/* xoshiro256** per thread, seeded from getrandom(2) on first use. */
-static _Thread_local uint64_t rng_state[4];
-static _Thread_local bool rng_seeded;
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 uint64_t trace_random_u64(void)
 {
-    if (!rng_seeded) {
-        if (getrandom(rng_state, sizeof(rng_state), 0) != (ssize_t)sizeof(rng_state) ||
-            (rng_state[0] | rng_state[1] | rng_state[2] | rng_state[3]) == 0)
-            rng_state[0] = (uint64_t)(uintptr_t)&rng_state | 1; /* never all zero */
-        rng_seeded = true;
-    }
-    uint64_t *s = rng_state;
-    uint64_t result = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
+    return rng_u64();
 }
 
 static void random_nonzero(uint8_t *out, size_t n)
 {
     do {
-        for (size_t i = 0; i < n; i += 8) {
-            uint64_t r = trace_random_u64();
-            memcpy(out + i, &r, n - i < 8 ? n - i : 8);
-        }
+        rng_bytes(out, n);
     } while (out[0] == 0 && memcmp(out, out + 1, n - 1) == 0);
 }
 

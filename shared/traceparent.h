@@ -3,9 +3,9 @@
  *
  *   traceparent: 00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>
  *
- * Pure: parsing and formatting, plus id generation from a per-thread PRNG seeded once
- * from getrandom(2) (trace ids must be unique, not secret, and a syscall per request would
- * cost more than the rest of the trace bookkeeping). All-zero ids are invalid (§3.2.2.3,
+ * Pure: parsing and formatting, plus id generation from rng.h (trace ids must be
+ * unique, not secret, and a syscall per request would cost more than the rest of the
+ * trace bookkeeping). All-zero ids are invalid (§3.2.2.3,
  * §3.2.2.4); only lowercase hex is accepted; version ff is invalid; a higher version is
  * parsed by its version-00 prefix (§3.2.4). tracestate is forwarded untouched by callers.
  */
