@@ -336,7 +336,7 @@ void http_problem(struct http_resp *resp, const struct http_req *req, int status
         if (detail)
             obj_set_str(o, "detail", detail);
         if (req && req->path)
-            obj_set_str(o, "instance", req->path);
+            obj_set_str(o, "instance", req->instance ? req->instance : req->path);
         if (req && req->request_id[0])
             obj_set_str(o, "request_id", req->request_id);
         if (json_is_object(extra))

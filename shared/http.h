@@ -53,6 +53,7 @@ struct http_req {
     char remote_ip[HTTP_REMOTE_IP_MAX];
     void *app;                 /* the server's user data (http_server_config.app) */
     const char *route_pattern; /* the matched route's pattern, set by routing */
+    const char *instance;      /* problem "instance" when not the path (a rewritten path) */
     struct http_param params[HTTP_PARAMS_MAX];
     size_t nparams;
     char param_bytes[HTTP_PARAM_BYTES_MAX];

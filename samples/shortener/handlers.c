@@ -73,7 +73,7 @@ static void h_healthz(struct http_req *req, struct http_resp *resp)
 static void h_readyz(struct http_req *req, struct http_resp *resp)
 {
     struct shortener *s = req->app;
-    bool ok = redis_pool_ping(s->primary);
+    bool ok = redis_pool_ping(s->primary) && (!s->replica || redis_pool_ping(s->replica));
     for (size_t i = 0; ok && i < s->nshards; i++)
         ok = redis_pool_ping(s->shards[i]);
     if (ok)
@@ -564,8 +564,10 @@ void shortener_handle(struct http_req *req, struct http_resp *resp)
         return;
     }
     req->path = v1;
+    req->instance = orig; /* problems name the path the client asked for */
     http_dispatch(routes, nroutes, req, resp);
     req->path = orig;
+    req->instance = NULL;
     http_resp_header(resp, "Deprecation", V0_DEPRECATION);
     http_resp_header(resp, "Sunset", V0_SUNSET);
     http_resp_header_add(resp, "Link", "<%s>; rel=\"successor-version\"", v1);
