@@ -11,6 +11,14 @@
 #include "fuzz.h"
 #include "json.h"
 
+static size_t utf8_chars(const char *s)
+{
+    size_t n = 0;
+    for (; *s; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 static void fuzz_fields(const json_t *obj)
 {
     static const char *const allowed[] = {"url", "alias", "ttl_s", "", NULL};
@@ -28,8 +36,8 @@ static void fuzz_fields(const json_t *obj)
     json_t *v;
     json_object_foreach((json_t *)obj, key, v)
     {
-        if (json_field_string(obj, key, true, 8, &s, &fe) && strlen(s) > 8)
-            abort();
+        if (json_field_string(obj, key, true, 8, &s, &fe) && utf8_chars(s) > 8)
+            abort(); /* the bound counts characters (code points), not bytes */
         if (json_field_int(obj, key, true, -5, 5, &n, &fe) && (n < -5 || n > 5))
             abort();
     }
