@@ -73,7 +73,12 @@ $(SHORTENER_LIB): $(SHORTENER_SRC:%.c=$(OBJDIR)/%.o)
 $(AGENT_LIB): $(AGENT_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
-PROGRAMS := $(BINDIR)/sluice-shortener
+PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent
+
+$(BINDIR)/sluice-agent: $(OBJDIR)/agent/main.o $(AGENT_LIB) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS)
 
 $(BINDIR)/sluice-shortener: $(OBJDIR)/samples/shortener/main.o $(COMPONENT_LIBS)
 	@mkdir -p $(dir $@)

@@ -87,7 +87,8 @@ int json_parse_file(const char *path, json_t **out, char err[JSON_ERR_MAX])
 
 char *json_dump_compact(const json_t *v)
 {
-    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+    return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER |
+                             JSON_REAL_PRECISION(9));
 }
 
 void field_errors_init(struct field_errors *fe)

@@ -1,0 +1,328 @@
+#include "agent.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "admin.h"
+#include "clock.h"
+#include "control.h"
+#include "err.h"
+#include "flags.h"
+#include "log.h"
+#include "routes.h"
+#include "version.h"
+#include "worker.h"
+
+#define AGENT_USAGE                                                                        \
+    "usage: sluice-agent --role sidecar --upstream HOST:PORT [options]\n"                  \
+    "\nThe sluice data plane: a proxy in front of one API server that records metrics and\n" \
+    "traces, injects faults on demand and can be drained (docs/agent.md)."
+
+/* ---- shared state (see agent.h) ------------------------------------------------------ */
+
+unsigned agent_in_flight(const struct agent *a)
+{
+    unsigned n = 0;
+    for (unsigned i = 0; i < a->nworkers; i++)
+        n += worker_in_flight(a->workers[i]);
+    return n;
+}
+
+const char *agent_state_name(enum agent_state s)
+{
+    static const char *const names[] = {"serving", "draining", "drained", "maint"};
+    return (unsigned)s < 4 ? names[s] : "unknown";
+}
+
+void agent_drain(struct agent *a, unsigned timeout_s)
+{
+    uint64_t now = clock_mono_ms();
+    atomic_store(&a->drain_started_ms, now);
+    atomic_store(&a->drain_deadline_ms, now + (uint64_t)timeout_s * 1000);
+    int serving = AGENT_SERVING;
+    atomic_compare_exchange_strong(&a->state, &serving, AGENT_DRAINING);
+}
+
+void agent_undrain(struct agent *a)
+{
+    atomic_store(&a->drain_started_ms, 0);
+    atomic_store(&a->drain_deadline_ms, 0);
+    atomic_store(&a->state, AGENT_SERVING);
+}
+
+void agent_set_faults(struct agent *a, const struct fault_set *set)
+{
+    pthread_mutex_lock(&a->faults_lock);
+    a->faults = *set;
+    atomic_fetch_add_explicit(&a->faults_version, 1, memory_order_release);
+    pthread_mutex_unlock(&a->faults_lock);
+}
+
+void agent_get_faults(struct agent *a, struct fault_set *out)
+{
+    pthread_mutex_lock(&a->faults_lock);
+    *out = a->faults;
+    pthread_mutex_unlock(&a->faults_lock);
+}
+
+/* ---- configuration ------------------------------------------------------------------- */
+
+static int resolve(const char *flag, const char *hostport, struct sockaddr_storage *out,
+                   socklen_t *len, char *canon, size_t canon_cap, char err[256])
+{
+    char host[AGENT_ADDR_MAX], port[8];
+    uint16_t p;
+    if (!hostport || flags_split_hostport(hostport, host, sizeof(host), &p)) {
+        snprintf(err, 256, "%s: expected HOST:PORT, got '%.100s'", flag,
+                 hostport ? hostport : "(nothing)");
+        return SL_EINVAL;
+    }
+    snprintf(port, sizeof(port), "%u", (unsigned)p);
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+    int rc = getaddrinfo(host, port, &hints, &res);
+    if (rc) {
+        snprintf(err, 256, "%s: cannot resolve '%.100s': %s", flag, host, gai_strerror(rc));
+        return SL_EINVAL;
+    }
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    *len = res->ai_addrlen;
+    freeaddrinfo(res);
+    snprintf(canon, canon_cap, "%s", hostport);
+    return SL_OK;
+}
+
+static int configure(struct agent *a, char err[256])
+{
+    const struct agent_config *c = &a->cfg;
+    if (strcmp(c->role, "sidecar") != 0) {
+        snprintf(err, 256, "--role: expected sidecar%s, got '%.40s'",
+                 strcmp(c->role, "gateway") == 0 ? " (the gateway role is not built yet)" : "",
+                 c->role);
+        return SL_EINVAL;
+    }
+    a->role = AGENT_ROLE_SIDECAR;
+    char *end;
+    errno = 0;
+    a->trace_sample = strtod(c->trace_sample, &end);
+    if (errno || *end || end == c->trace_sample || a->trace_sample < 0 || a->trace_sample > 1) {
+        snprintf(err, 256, "--trace-sample: expected a number from 0 to 1, got '%.40s'",
+                 c->trace_sample);
+        return SL_EINVAL;
+    }
+    if (resolve("--listen", c->listen, &a->listen_addr, &a->listen_addr_len, a->listen_str,
+                sizeof(a->listen_str), err) ||
+        resolve("--upstream", c->upstream, &a->upstream_addr, &a->upstream_addr_len,
+                a->upstream_str, sizeof(a->upstream_str), err))
+        return SL_EINVAL;
+    if (c->id) {
+        snprintf(a->id, sizeof(a->id), "%s", c->id);
+    } else {
+        char host[64] = "agent";
+        gethostname(host, sizeof(host));
+        host[sizeof(host) - 1] = '\0';
+        snprintf(a->id, sizeof(a->id), "%.40s-%d", host, (int)getpid());
+    }
+    a->routes = c->routes ? routes_load(c->routes, err) : routes_new_learned();
+    return a->routes ? SL_OK : SL_EINVAL;
+}
+
+/* ---- lifecycle ----------------------------------------------------------------------- */
+
+static void set_port(struct sockaddr_storage *ss, uint16_t port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons(port);
+}
+
+static int start_workers(struct agent *a, char err[256])
+{
+    for (unsigned i = 0; i < a->cfg.workers; i++) {
+        a->workers[i] = worker_new(a, i, err);
+        if (!a->workers[i])
+            return SL_EINVAL;
+        a->nworkers++;
+        if (i == 0) { /* port 0: every other worker binds the port the first one got */
+            uint16_t port = worker_listen_port(a->workers[0]);
+            set_port(&a->listen_addr, port);
+            char *colon = strrchr(a->listen_str, ':');
+            if (colon)
+                snprintf(colon + 1, sizeof(a->listen_str) - (size_t)(colon + 1 - a->listen_str),
+                         "%u", (unsigned)port);
+        }
+    }
+    for (unsigned i = 0; i < a->nworkers; i++)
+        if (worker_start(a->workers[i])) {
+            snprintf(err, 256, "cannot start worker threads");
+            return SL_ENOMEM;
+        }
+    return SL_OK;
+}
+
+/* SIGTERM: stop accepting, let in-flight requests finish (up to the drain timeout). */
+static void shutdown_drain(struct agent *a)
+{
+    atomic_store(&a->stopping, true);
+    agent_drain(a, (unsigned)a->cfg.drain_timeout_s);
+    for (unsigned i = 0; i < a->nworkers; i++)
+        worker_quiesce(a->workers[i]);
+    uint64_t deadline = clock_mono_ms() + a->cfg.drain_timeout_s * 1000;
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    while (agent_in_flight(a) > 0) {
+        if (clock_mono_ms() >= deadline) {
+            log_event(LOG_WARN, NULL, NULL, "drain timeout: closing open requests", NULL);
+            break;
+        }
+        nanosleep(&tick, NULL);
+    }
+}
+
+static void agent_release(struct agent *a)
+{
+    control_stop(a);
+    for (unsigned i = 0; i < a->nworkers; i++)
+        worker_free(a->workers[i]);
+    a->nworkers = 0;
+    admin_stop(a);
+    routes_free(a->routes);
+    pthread_mutex_destroy(&a->faults_lock);
+}
+
+static int agent_run(struct agent *a)
+{
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGTERM);
+    sigaddset(&stop, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop, NULL); /* before any thread: all inherit it */
+    signal(SIGPIPE, SIG_IGN);
+    char err[256];
+    int rc = configure(a, err);
+    if (!rc)
+        rc = start_workers(a, err);
+    if (!rc)
+        rc = admin_start(a, err);
+    if (!rc)
+        rc = control_start(a, err);
+    if (rc) {
+        fprintf(stderr, "sluice-agent: %s\n", err);
+        agent_release(a);
+        return rc == SL_EINVAL ? 2 : 1;
+    }
+    log_event(LOG_INFO, NULL, NULL, "serving", "id", a->id, "listen", a->listen_str, "admin",
+              a->admin_str, "upstream", a->upstream_str, "version", SLUICE_VERSION, NULL);
+    int sig = 0;
+    while (sigwait(&stop, &sig) != 0)
+        ;
+    log_event(LOG_INFO, NULL, NULL, "stopping", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+              NULL);
+    shutdown_drain(a);
+    agent_release(a);
+    return 0;
+}
+
+int agent_main(int argc, char **argv)
+{
+    static struct agent agent; /* lives until exit; the admin threads point into it */
+    struct agent *a = &agent;
+    struct agent_config *c = &a->cfg;
+    *c = (struct agent_config){
+        .role = "sidecar", .service = "default", .listen = "127.0.0.1:8001",
+        .admin = "127.0.0.1:8101", .trace_sample = "0.01", .log_level = "info",
+        .workers = (unsigned long)(sysconf(_SC_NPROCESSORS_ONLN) > 0
+                                       ? sysconf(_SC_NPROCESSORS_ONLN) : 1),
+        .weight = 100, .max_conns = 10000, .max_header_bytes = 16384, .max_body_bytes = 0,
+        .header_timeout_ms = 10000, .idle_timeout_ms = 60000, .connect_timeout_ms = 2000,
+        .upstream_timeout_ms = 30000, .drain_timeout_s = 30, .trace_slow_ms = 500,
+        .cache_policy = "lru",
+    };
+    const struct flag table[] = {
+        {"role", FLAG_STRING, &c->role, "sidecar", "the agent's role (sidecar)", 0, 0, NULL},
+        {"id", FLAG_STRING, &c->id, "ID", "replica id (hostname-pid)", 0, 0, NULL},
+        {"service", FLAG_STRING, &c->service, "NAME", "service name (default)", 0, 0, NULL},
+        {"listen", FLAG_STRING, &c->listen, "HOST:PORT", "proxy address (127.0.0.1:8001)", 0,
+         0, NULL},
+        {"admin", FLAG_STRING, &c->admin, "HOST:PORT", "admin API (127.0.0.1:8101)", 0, 0,
+         NULL},
+        {"upstream", FLAG_STRING, &c->upstream, "HOST:PORT", "the API server to front", 0, 0,
+         NULL},
+        {"redis", FLAG_STRING, &c->redis, "URL", "registration and spans (none: local only)",
+         0, 0, NULL},
+        {"workers", FLAG_UINT, &c->workers, "N", "worker threads (cores)", 1, AGENT_WORKERS_MAX,
+         NULL},
+        {"admin-token", FLAG_STRING, &c->admin_token, "TOKEN",
+         "required for admin mutations (none: mutations refused)", 0, 0, NULL},
+        {"exec", FLAG_STRING, &c->exec, "CMD", "start and supervise the API server", 0, 0, NULL},
+        {"agent-check", FLAG_STRING, &c->agent_check, "HOST:PORT",
+         "HAProxy agent-check port (off)", 0, 0, NULL},
+        {"routes", FLAG_STRING, &c->routes, "FILE", "route templates (learned otherwise)", 0, 0,
+         NULL},
+        {"trace-sample", FLAG_STRING, &c->trace_sample, "P",
+         "share of requests traced, 0-1 (0.01)", 0, 0, NULL},
+        {"trace-slow-ms", FLAG_UINT, &c->trace_slow_ms, "MS",
+         "always trace requests slower than this (500)", 1, 3600000, NULL},
+        {"weight", FLAG_UINT, &c->weight, "N", "initial load-balancing weight (100)", 0, 100,
+         NULL},
+        {"max-conns", FLAG_UINT, &c->max_conns, "N", "client connections per worker (10000)", 1,
+         1000000, NULL},
+        {"max-header-bytes", FLAG_UINT, &c->max_header_bytes, "N", "request head bound (16384)",
+         1024, 1048576, NULL},
+        {"max-body-bytes", FLAG_UINT, &c->max_body_bytes, "N", "request body bound (0: none)", 0,
+         (unsigned long)1 << 40, NULL},
+        {"header-timeout-ms", FLAG_UINT, &c->header_timeout_ms, "MS",
+         "request head deadline, then 408 (10000)", 1, 3600000, NULL},
+        {"idle-timeout-ms", FLAG_UINT, &c->idle_timeout_ms, "MS",
+         "idle keep-alive connections close (60000)", 1, 3600000, NULL},
+        {"connect-timeout-ms", FLAG_UINT, &c->connect_timeout_ms, "MS",
+         "upstream connect deadline, then 502 (2000)", 1, 600000, NULL},
+        {"upstream-timeout-ms", FLAG_UINT, &c->upstream_timeout_ms, "MS",
+         "upstream answer deadline, then 504 (30000)", 1, 3600000, NULL},
+        {"drain-timeout-s", FLAG_UINT, &c->drain_timeout_s, "S",
+         "on SIGTERM, wait this long for in-flight requests (30)", 0, 3600, NULL},
+        {"cache-bytes", FLAG_UINT, &c->cache_bytes, "N", "response cache (not built yet: 0)", 0,
+         0, NULL},
+        {"log-level", FLAG_STRING, &c->log_level, "LEVEL", "debug, info, warn or error (info)", 0,
+         0, NULL},
+        {"access-log", FLAG_BOOL, &c->access_log, NULL, "one JSON line per request", 0, 0, NULL},
+        {0},
+    };
+    if (flags_wants(argc, argv, "--help")) {
+        flags_usage(stdout, AGENT_USAGE, table);
+        return 0;
+    }
+    if (flags_wants(argc, argv, "--version")) {
+        printf("sluice-agent %s\n", SLUICE_VERSION);
+        return 0;
+    }
+    char err[FLAGS_ERR_MAX];
+    int pos;
+    enum log_level level;
+    if (flags_parse(table, argc, argv, &pos, err) || flags_apply_env(table, err)) {
+        fprintf(stderr, "sluice-agent: %s\n", err);
+        return 2;
+    }
+    if (pos != argc) {
+        fprintf(stderr, "sluice-agent: unexpected argument '%s' (see --help)\n", argv[pos]);
+        return 2;
+    }
+    if (!c->upstream) {
+        fprintf(stderr, "sluice-agent: --upstream HOST:PORT is required for a sidecar\n");
+        return 2;
+    }
+    if (!log_level_parse(c->log_level, &level)) {
+        fprintf(stderr, "sluice-agent: --log-level: expected debug, info, warn or error\n");
+        return 2;
+    }
+    log_setup("sluice-agent", level, 2);
+    pthread_mutex_init(&a->faults_lock, NULL);
+    atomic_store(&a->weight, (int)c->weight);
+    a->started_wall_ms = clock_wall_ms();
+    return agent_run(a);
+}

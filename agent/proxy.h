@@ -1,0 +1,126 @@
+/*
+ * proxy — the per-connection state machine of a worker (agent-internal header).
+ *
+ * A client connection reads a request head (http1.h), decides faults, then forwards the
+ * head (hop-by-hop fields removed, Via / X-Forwarded-For / X-Request-Id / traceparent
+ * set) and the body bytes verbatim to an upstream connection from the worker's keep-alive
+ * pool, and relays the response back the same way. One request at a time per client
+ * connection: pipelined requests wait in the input buffer until the previous response is
+ * complete (RFC 9112 §9.3.2 requires answers in order anyway).
+ *
+ *   client fd ──read──► conn.in ──(head rewritten, body verbatim)──► up.out ──write──► upstream
+ *   client fd ◄─write── conn.out ◄─(head rewritten, body verbatim)── up.in ◄──read─── upstream
+ *
+ * Backpressure: a side stops reading while the other side's output buffer holds more than
+ * PROXY_HIGH_WATER bytes, so a slow client or upstream costs bounded memory, not threads.
+ * Every buffer has a hard cap; every wait has a timer (header, idle, connect, upstream).
+ */
+#ifndef AGENT_PROXY_H
+#define AGENT_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "agent.h"
+#include "evloop.h"
+#include "faults.h"
+#include "http1.h"
+#include "spans.h"
+#include "stats.h"
+#include "traceparent.h"
+
+#define PROXY_HIGH_WATER (256 * 1024)
+#define PROXY_BODY_CHUNK (64 * 1024)     /* room beyond the head for body bytes */
+#define PROXY_REPLAY_MAX (64 * 1024)     /* request bytes kept to resend on a stale pool conn */
+#define PROXY_IDLE_POOL_MAX 64           /* idle upstream connections per worker */
+#define PROXY_UPSTREAM_IDLE_MS 20000     /* close pooled upstream connections idle this long */
+#define PROXY_REQUEST_ID_MAX 65
+
+struct iobuf {
+    char *data;
+    size_t off; /* first unconsumed byte */
+    size_t len; /* end of valid bytes */
+    size_t cap;
+    size_t max; /* hard bound */
+};
+
+enum conn_state {
+    CONN_HEAD,        /* reading a request head (or idle between requests) */
+    CONN_DELAY,       /* a delay fault is holding the request */
+    CONN_FORWARD,     /* request forwarded; relaying until the response completes */
+    CONN_BLACKHOLE,   /* a blackhole fault: no answer, ever */
+    CONN_CLOSING,     /* flushing the last bytes, then close */
+};
+
+struct upconn;
+
+struct worker_core;
+
+struct conn {
+    struct worker_core *wc;
+    int fd;
+    struct conn *prev, *next;
+    enum conn_state state;
+    struct iobuf in, out;
+    struct http1_parser req;
+    struct http1_header *fields;
+    uint64_t timer;
+    bool close_after;   /* answer with Connection: close and close once flushed */
+    bool req_body_done; /* every request byte has gone to the upstream */
+    bool client_eof;
+    struct upconn *up;
+    char peer_ip[64];
+
+    /* the request in progress */
+    uint64_t start_ns, sent_ns;
+    unsigned route;
+    int status;
+    uint64_t bytes_in, bytes_out;
+    bool faulted, upstream_error, upstream_timeout, rejected, retried, resp_started;
+    bool http10;
+    struct fault_decision fault;
+    struct trace_ctx trace;   /* trace id + our span id (sent upstream as parent) */
+    uint8_t parent_id[8];     /* the caller's span, zero when we started the trace */
+    char request_id[PROXY_REQUEST_ID_MAX];
+    char method[16];
+    char path[SPAN_ROUTE_MAX];
+};
+
+struct upconn {
+    struct worker_core *wc;
+    int fd;
+    struct conn *client;      /* NULL while idle in the pool */
+    struct upconn *next_idle;
+    bool connecting, reused, replayable, got_bytes, head_done, decode;
+    uint64_t timer;
+    uint64_t idle_since_ms;
+    struct iobuf out, in;
+    struct http1_parser resp;
+    struct http1_header *fields;
+};
+
+/* worker.c gives proxy.c these: */
+struct worker_core {
+    struct agent *agent;
+    struct evloop *loop;
+    struct worker_stats *stats;
+    struct span_buffer *spans;
+    struct fault_set faults; /* the worker's copy */
+    uint64_t faults_version;
+    struct conn *conns;      /* list of open client connections */
+    unsigned nconns;
+    struct upconn *idle;     /* pool of idle upstream connections */
+    unsigned nidle;
+    bool quiescing;
+    struct http1_limits req_limits, resp_limits;
+};
+
+/* A new client connection (accepted, non-blocking). */
+void proxy_conn_open(struct worker_core *wc, int fd, const char *peer_ip);
+/* Close everything (shutdown). */
+void proxy_close_all(struct worker_core *wc);
+/* Quiescing: close idle client connections now, the others after their response. */
+void proxy_quiesce(struct worker_core *wc);
+
+#endif
