@@ -10,6 +10,7 @@
 
 #include "clock.h"
 #include "err.h"
+#include "http.h"
 #include "log.h"
 #include "rng.h"
 #include "routes.h"
@@ -232,7 +233,7 @@ static bool append_problem(struct conn *c, int status, const char *slug, const c
     bool ok = iobuf_printf(&c->out,
                            "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
                            "Content-Length: %d\r\nVia: 1.1 %s\r\nX-Request-Id: %s\r\n%s%s\r\n",
-                           status, title, n, c->wc->agent->id, c->request_id,
+                           status, http_reason(status), n, c->wc->agent->id, c->request_id,
                            status == 503 || status == 429 ? "Retry-After: 1\r\n" : "",
                            c->close_after ? "Connection: close\r\n" : "") &&
               iobuf_append(&c->out, body, (size_t)n);
@@ -251,6 +252,10 @@ static void conn_answer(struct conn *c, int status, const char *slug, const char
         c->up = NULL;
     }
     c->close_after |= close || !c->req_body_done;
+    if (!c->head_consumed && c->req.msg.head_bytes) { /* answered without forwarding */
+        c->in.off += c->req.msg.head_bytes;
+        c->head_consumed = true;
+    }
     if (c->resp_started) { /* bytes of another answer went out already: only closing is honest */
         conn_close(c, false);
         return;
@@ -788,6 +793,8 @@ static void up_process(struct upconn *u)
 static void response_complete(struct conn *c, struct upconn *u)
 {
     bool reuse = u->resp.msg.keep_alive && c->req_body_done;
+    if (!c->req_body_done)
+        c->close_after = true; /* answered early: the rest of the body cannot be framed */
     c->up = NULL;
     up_release(u, reuse);
     request_finish(c);
@@ -821,6 +828,7 @@ static void request_forward(struct conn *c)
     }
     c->bytes_in += c->req.msg.head_bytes;
     c->in.off += c->req.msg.head_bytes;
+    c->head_consumed = true;
     u->replayable = true;
     int rc = forward_body(c);
     if (rc < 0) {
@@ -963,7 +971,7 @@ static void conn_next_request(struct conn *c)
     c->status = 0;
     c->bytes_in = c->bytes_out = c->sent_ns = 0;
     c->faulted = c->upstream_error = c->upstream_timeout = c->rejected = false;
-    c->retried = c->resp_started = c->req_body_done = false;
+    c->retried = c->resp_started = c->req_body_done = c->head_consumed = false;
     c->path[0] = '\0';
     iobuf_compact(&c->in);
     if (iobuf_pending(&c->in)) { /* pipelined: the next head is already here */
@@ -980,7 +988,7 @@ static void conn_next_request(struct conn *c)
 static void conn_update_watch(struct conn *c)
 {
     unsigned ev = 0;
-    bool want_read = c->state == CONN_HEAD ||
+    bool want_read = c->state == CONN_HEAD || c->state == CONN_BLACKHOLE ||
                      (c->state == CONN_FORWARD && !c->req_body_done && c->up &&
                       iobuf_pending(&c->up->out) < PROXY_HIGH_WATER);
     if (want_read && !c->client_eof)
@@ -1012,7 +1020,9 @@ static void conn_read(struct conn *c)
         conn_close(c, false);
         return;
     }
-    if (c->state == CONN_HEAD) {
+    if (c->state == CONN_BLACKHOLE) {
+        c->in.off = c->in.len = 0; /* swallowed */
+    } else if (c->state == CONN_HEAD) {
         if (before == 0 && c->req.msg.head_bytes == 0)
             conn_arm(c, c->wc->agent->cfg.header_timeout_ms, on_header_timeout);
         conn_process(c);

@@ -67,6 +67,7 @@ struct conn {
     struct http1_header *fields;
     uint64_t timer;
     bool close_after;   /* answer with Connection: close and close once flushed */
+    bool head_consumed; /* the request head has left c->in (forwarded or answered) */
     bool req_body_done; /* every request byte has gone to the upstream */
     bool client_eof;
     struct upconn *up;
