@@ -15,6 +15,8 @@
 #include "err.h"
 #include "flags.h"
 #include "log.h"
+#include "policy.h"
+#include "ratelimit.h"
 #include "routes.h"
 #include "version.h"
 #include "worker.h"
@@ -64,11 +66,59 @@ void agent_set_faults(struct agent *a, const struct fault_set *set)
     pthread_mutex_unlock(&a->faults_lock);
 }
 
+size_t agent_expire_faults(struct agent *a, uint64_t now_ms)
+{
+    size_t cleared = 0;
+    pthread_mutex_lock(&a->faults_lock);
+    if (a->faults.n && fault_set_active(&a->faults, now_ms) == 0) {
+        cleared = a->faults.n;
+        memset(&a->faults, 0, sizeof(a->faults));
+        atomic_fetch_add_explicit(&a->faults_version, 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&a->faults_lock);
+    return cleared;
+}
+
 void agent_get_faults(struct agent *a, struct fault_set *out)
 {
     pthread_mutex_lock(&a->faults_lock);
     *out = a->faults;
     pthread_mutex_unlock(&a->faults_lock);
+}
+
+struct policy_set *agent_policies(struct agent *a)
+{
+    pthread_mutex_lock(&a->policies_lock);
+    struct policy_set *s = a->policies;
+    if (s)
+        policy_set_ref(s);
+    pthread_mutex_unlock(&a->policies_lock);
+    return s;
+}
+
+/* Limiter state follows a live retune: same policy, new parameters (DESIGN §4.2). */
+static void retune_changed(struct agent *a, const struct policy_set *old,
+                           const struct policy_set *new_set)
+{
+    uint64_t now = clock_mono_ms();
+    for (size_t i = 0; old && a->rl_local && i < old->n; i++) {
+        const struct policy *o = &old->items[i], *n = policy_set_find(new_set, o->name);
+        if (!n)
+            rl_local_forget(a->rl_local, o->id);
+        else if (memcmp(&o->params, &n->params, sizeof(o->params)) != 0)
+            rl_local_retune(a->rl_local, o->id, &o->params, &n->params, now);
+    }
+}
+
+void agent_publish_policies(struct agent *a, struct policy_set *set)
+{
+    pthread_mutex_lock(&a->policies_lock);
+    struct policy_set *old = a->policies;
+    retune_changed(a, old, set);
+    a->policies = set;
+    atomic_fetch_add_explicit(&a->policies_gen, 1, memory_order_release);
+    pthread_mutex_unlock(&a->policies_lock);
+    policy_set_unref(old);
 }
 
 /* ---- configuration ------------------------------------------------------------------- */
@@ -186,11 +236,11 @@ static void shutdown_drain(struct agent *a)
 
 static void agent_release(struct agent *a)
 {
+    admin_stop(a); /* first: its handlers read the control thread's state */
     control_stop(a);
     for (unsigned i = 0; i < a->nworkers; i++)
         worker_free(a->workers[i]);
     a->nworkers = 0;
-    admin_stop(a);
     routes_free(a->routes);
     pthread_mutex_destroy(&a->faults_lock);
 }

@@ -67,6 +67,9 @@ struct agent_config {
 
 struct worker;
 struct control;
+struct policy_set;
+struct policy_sync;
+struct rl_local;
 struct http_server;
 struct route_table;
 
@@ -92,6 +95,16 @@ struct agent {
     struct fault_set faults;
     _Atomic uint64_t faults_version;
 
+    /* Rate-limit policies: the current set under a mutex, published by bumping the
+     * generation; workers take a reference when it moves (policy.h). */
+    pthread_mutex_t policies_lock;
+    struct policy_set *policies;
+    _Atomic uint64_t policies_gen;
+    struct policy_sync *policy_sync;
+    struct rl_local *rl_local;   /* local limiter state, shared by the workers */
+    atomic_uint live_agents;     /* agents of this service in the registry (≥ 1) */
+    bool legacy_ratelimit_headers;
+
     struct route_table *routes; /* read-only after start (templates), or learned (locked) */
     struct worker *workers[AGENT_WORKERS_MAX];
     unsigned nworkers;
@@ -112,5 +125,13 @@ void agent_undrain(struct agent *a);
 void agent_set_faults(struct agent *a, const struct fault_set *set);
 /* Copy the current set out. */
 void agent_get_faults(struct agent *a, struct fault_set *out);
+/* Clear the set when every TTL has passed (atomically with respect to agent_set_faults);
+ * returns how many faults were cleared. */
+size_t agent_expire_faults(struct agent *a, uint64_t now_ms);
+/* The current policy set, referenced (policy_set_unref when done). */
+struct policy_set *agent_policies(struct agent *a);
+/* Replace the policy set (takes the caller's reference); state of policies whose
+ * parameters changed is retuned in the local store. */
+void agent_publish_policies(struct agent *a, struct policy_set *set);
 
 #endif

@@ -23,7 +23,7 @@
 
 #define SPAN_BUFFER_MAX 2048 /* per worker; more between two shipments are dropped */
 #define SPANS_STREAM_KEY "sluice:spans"
-#define SPANS_STREAM_MAXLEN 10000 /* entries (batches), trimmed approximately (MAXLEN ~) */
+#define SPANS_STREAM_MAXLEN 2000 /* entries of ≤ 128 spans: ≤ 256k spans, ~160 MB at worst */ /* entries (batches), trimmed approximately (MAXLEN ~) */
 #define SPAN_NAME_MAX 64
 #define SPAN_ROUTE_MAX 96
 #define SPAN_ID_MAX 65 /* a request id: 64 characters + NUL */
