@@ -105,7 +105,7 @@ $(SHORTENER_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(SHORTENER_LIB) 
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(SHORTENER_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
 
-AGENT_UNIT := $(OBJDIR)/tests/test_faults $(OBJDIR)/tests/test_spans $(OBJDIR)/tests/test_control $(OBJDIR)/tests/test_routes $(OBJDIR)/tests/test_stats
+AGENT_UNIT := $(OBJDIR)/tests/test_faults $(OBJDIR)/tests/test_spans $(OBJDIR)/tests/test_control $(OBJDIR)/tests/test_routes $(OBJDIR)/tests/test_stats $(OBJDIR)/tests/test_policy
 
 $(AGENT_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(AGENT_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)

@@ -13,6 +13,9 @@
 #include "http.h"
 #include "http_mhd.h"
 #include "log.h"
+#include "policy.h"
+#include "policy_sync.h"
+#include "ratelimit.h"
 #include "routes.h"
 #include "version.h"
 #include "worker.h"
@@ -78,6 +81,15 @@ json_t *admin_stats_json(struct agent *a)
         routes, "faults", "active", (int)fault_set_active(&faults, now), "cache", "enabled",
         0, "spans", "dropped", (json_int_t)dropped, "policy_version", 0);
     json_object_set_new(o, "drain", drain_json(a));
+    struct policy_set *set = agent_policies(a);
+    json_object_set_new(o, "policy_version", json_integer(set ? (json_int_t)set->version : 0));
+    json_object_set_new(o, "limiter",
+                        json_pack("{s:o, s:o, s:I, s:I, s:i}", "policies", limits_stats_json(a),
+                                  "sync", policy_sync_status(a->policy_sync), "local_keys",
+                                  (json_int_t)rl_local_keys(a->rl_local), "local_evictions",
+                                  (json_int_t)rl_local_evictions(a->rl_local), "live_agents",
+                                  (int)atomic_load(&a->live_agents)));
+    policy_set_unref(set);
     free(v);
     return o;
 }
@@ -131,6 +143,11 @@ static void h_metrics(struct http_req *req, struct http_resp *resp)
     prom_sample(&w, NULL, 0, atomic_load(&a->state));
     prom_family(&w, "sluice_agent_weight", PROM_GAUGE, "Load-balancing weight (0-100)");
     prom_sample(&w, NULL, 0, atomic_load(&a->weight));
+    limits_prom(&w, a);
+    struct policy_set *set = agent_policies(a);
+    prom_family(&w, "sluice_policy_version", PROM_GAUGE, "Version of the policy set applied");
+    prom_sample(&w, NULL, 0, set ? (double)set->version : 0);
+    policy_set_unref(set);
     http_resp_bytes(resp, 200, PROM_CONTENT_TYPE, buf_str(&out), out.len);
     buf_release(&out);
     free(v);
@@ -308,6 +325,47 @@ static void h_faults_delete(struct http_req *req, struct http_resp *resp)
     resp->status = 204;
 }
 
+static void h_policies_get(struct http_req *req, struct http_resp *resp)
+{
+    struct agent *a = req->app;
+    struct policy_set *set = agent_policies(a);
+    json_t *o = json_pack("{s:I, s:s, s:o, s:o}", "version",
+                          (json_int_t)(set ? set->version : 0), "source",
+                          set && set->local_override ? "local" : "redis", "policies",
+                          policy_set_to_json(set), "sync", policy_sync_status(a->policy_sync));
+    policy_set_unref(set);
+    http_resp_json(resp, 200, o);
+}
+
+/* A local override (works without Redis): replaces the Redis set until DELETE. */
+static void h_policies_put(struct http_req *req, struct http_resp *resp)
+{
+    struct agent *a = req->app;
+    json_t *doc;
+    if (!authorized(req, resp) || !(doc = json_body(req, resp, false)))
+        return;
+    struct field_errors fe;
+    field_errors_init(&fe);
+    if (policy_sync_override(a->policy_sync, doc, &fe)) {
+        invalid(req, resp, &fe);
+    } else {
+        log_event(LOG_INFO, req->request_id, NULL, "local policy override set", NULL);
+        h_policies_get(req, resp);
+    }
+    field_errors_release(&fe);
+    json_decref(doc);
+}
+
+static void h_policies_delete(struct http_req *req, struct http_resp *resp)
+{
+    struct agent *a = req->app;
+    if (!authorized(req, resp))
+        return;
+    policy_sync_override(a->policy_sync, NULL, NULL);
+    log_event(LOG_INFO, req->request_id, NULL, "local policy override removed", NULL);
+    resp->status = 204;
+}
+
 static const struct http_route admin_routes[] = {
     {"GET", "/healthz", h_healthz},
     {"GET", "/readyz", h_readyz},
@@ -320,6 +378,9 @@ static const struct http_route admin_routes[] = {
     {"GET", "/v1/faults", h_faults_get},
     {"PUT", "/v1/faults", h_faults_put},
     {"DELETE", "/v1/faults", h_faults_delete},
+    {"GET", "/v1/policies", h_policies_get},
+    {"PUT", "/v1/policies", h_policies_put},
+    {"DELETE", "/v1/policies", h_policies_delete},
 };
 
 int admin_start(struct agent *a, char err[256])

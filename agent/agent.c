@@ -16,6 +16,7 @@
 #include "flags.h"
 #include "log.h"
 #include "policy.h"
+#include "policy_sync.h"
 #include "ratelimit.h"
 #include "routes.h"
 #include "version.h"
@@ -112,6 +113,7 @@ static void retune_changed(struct agent *a, const struct policy_set *old,
 
 void agent_publish_policies(struct agent *a, struct policy_set *set)
 {
+    limits_assign_slots(&a->policy_stats, set);
     pthread_mutex_lock(&a->policies_lock);
     struct policy_set *old = a->policies;
     retune_changed(a, old, set);
@@ -234,6 +236,27 @@ static void shutdown_drain(struct agent *a)
     }
 }
 
+static void on_control_tick(struct agent *a, struct redis_pool *pool, uint64_t now_ms)
+{
+    policy_sync_tick(a->policy_sync, pool, now_ms);
+}
+
+/* Rate limiting: the shared local store, an empty policy set, and the sync with Redis. */
+static int start_limits(struct agent *a, char err[256])
+{
+    a->rl_local = rl_local_new(a->cfg.ratelimit_max_keys);
+    struct policy_set *empty = policy_set_empty(0);
+    a->policy_sync = policy_sync_new(a, a->cfg.redis);
+    if (!a->rl_local || !empty || !a->policy_sync) {
+        policy_set_unref(empty);
+        snprintf(err, 256, "out of memory");
+        return SL_ENOMEM;
+    }
+    agent_publish_policies(a, empty);
+    a->on_control_tick = on_control_tick;
+    return SL_OK;
+}
+
 static void agent_release(struct agent *a)
 {
     admin_stop(a); /* first: its handlers read the control thread's state */
@@ -241,6 +264,12 @@ static void agent_release(struct agent *a)
     for (unsigned i = 0; i < a->nworkers; i++)
         worker_free(a->workers[i]);
     a->nworkers = 0;
+    policy_sync_free(a->policy_sync);
+    a->policy_sync = NULL;
+    policy_set_unref(a->policies);
+    a->policies = NULL;
+    rl_local_free(a->rl_local);
+    a->rl_local = NULL;
     routes_free(a->routes);
     pthread_mutex_destroy(&a->faults_lock);
 }
@@ -255,6 +284,8 @@ static int agent_run(struct agent *a)
     signal(SIGPIPE, SIG_IGN);
     char err[256];
     int rc = configure(a, err);
+    if (!rc)
+        rc = start_limits(a, err);
     if (!rc)
         rc = start_workers(a, err);
     if (!rc)
@@ -291,7 +322,7 @@ int agent_main(int argc, char **argv)
         .weight = 100, .max_conns = 10000, .max_header_bytes = 16384, .max_body_bytes = 0,
         .header_timeout_ms = 10000, .idle_timeout_ms = 60000, .connect_timeout_ms = 2000,
         .upstream_timeout_ms = 30000, .drain_timeout_s = 30, .trace_slow_ms = 500,
-        .cache_policy = "lru",
+        .cache_policy = "lru", .ratelimit_max_keys = 100000,
     };
     const struct flag table[] = {
         {"role", FLAG_STRING, &c->role, "sidecar", "the agent's role (sidecar)", 0, 0, NULL},
@@ -341,6 +372,10 @@ int agent_main(int argc, char **argv)
         {"log-level", FLAG_STRING, &c->log_level, "LEVEL", "debug, info, warn or error (info)", 0,
          0, NULL},
         {"access-log", FLAG_BOOL, &c->access_log, NULL, "one JSON line per request", 0, 0, NULL},
+        {"ratelimit-legacy-headers", FLAG_BOOL, &a->legacy_ratelimit_headers, NULL,
+         "also send X-RateLimit-Limit/Remaining/Reset", 0, 0, NULL},
+        {"ratelimit-max-keys", FLAG_UINT, &c->ratelimit_max_keys, "N",
+         "local limiter keys kept (100000); idle ones are evicted", 64, 100000000, NULL},
         {0},
     };
     if (flags_wants(argc, argv, "--help")) {
@@ -372,6 +407,9 @@ int agent_main(int argc, char **argv)
     }
     log_setup("sluice-agent", level, 2);
     pthread_mutex_init(&a->faults_lock, NULL);
+    pthread_mutex_init(&a->policies_lock, NULL);
+    pthread_mutex_init(&a->policy_stats.lock, NULL);
+    atomic_store(&a->live_agents, 1);
     atomic_store(&a->weight, (int)c->weight);
     a->started_wall_ms = clock_wall_ms();
     return agent_run(a);

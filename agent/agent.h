@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 
 #include "faults.h"
+#include "limits.h"
 
 #define AGENT_WORKERS_MAX 64
 #define AGENT_ID_MAX 64
@@ -61,6 +62,7 @@ struct agent_config {
     unsigned long drain_timeout_s;      /* SIGTERM: wait this long for in-flight requests */
     unsigned long trace_slow_ms;        /* slower requests are always traced */
     unsigned long cache_bytes;          /* issue 5; 0 = off */
+    unsigned long ratelimit_max_keys;   /* local limiter state bound */
     const char *cache_policy;
     bool access_log;
 };
@@ -70,6 +72,7 @@ struct control;
 struct policy_set;
 struct policy_sync;
 struct rl_local;
+struct redis_pool;
 struct http_server;
 struct route_table;
 
@@ -102,8 +105,11 @@ struct agent {
     _Atomic uint64_t policies_gen;
     struct policy_sync *policy_sync;
     struct rl_local *rl_local;   /* local limiter state, shared by the workers */
+    struct policy_stats policy_stats;
     atomic_uint live_agents;     /* agents of this service in the registry (≥ 1) */
     bool legacy_ratelimit_headers;
+    /* Called on the control thread every tick (policy sync); pool NULL without Redis. */
+    void (*on_control_tick)(struct agent *a, struct redis_pool *pool, uint64_t now_ms);
 
     struct route_table *routes; /* read-only after start (templates), or learned (locked) */
     struct worker *workers[AGENT_WORKERS_MAX];

@@ -241,6 +241,26 @@ static int registry_write(struct control *c, char why[WHY_MAX])
     return rv;
 }
 
+/* Agents of this service in the registry (ourselves included), for the limiters'
+ * "limit ÷ live agents" fallback and lease slices. */
+static void count_live_agents(struct control *c)
+{
+    redisReply *ids = redis_pool_command(c->redis, "SMEMBERS %s", REGISTRY_SET_KEY);
+    unsigned live = 0;
+    for (size_t i = 0; ids && ids->type == REDIS_REPLY_ARRAY && i < ids->elements; i++) {
+        redisReply *rec = redis_pool_command(c->redis, "GET %s{%s}", REGISTRY_KEY_PREFIX,
+                                             ids->element[i]->str);
+        json_t *doc = rec && rec->type == REDIS_REPLY_STRING ? json_loads(rec->str, 0, NULL)
+                                                             : NULL;
+        const char *svc = json_string_value(json_object_get(doc, "service"));
+        live += svc && given(c->a->cfg.service) && strcmp(svc, c->a->cfg.service) == 0;
+        json_decref(doc);
+        freeReplyObject(rec);
+    }
+    freeReplyObject(ids);
+    atomic_store(&c->a->live_agents, live ? live : 1);
+}
+
 static void on_registry(struct evloop *loop, void *arg)
 {
     struct control *c = arg;
@@ -249,8 +269,10 @@ static void on_registry(struct evloop *loop, void *arg)
         return; /* backing off: skip this tick */
     char why[WHY_MAX];
     int rv = registry_write(c, why);
-    if (rv == SL_OK)
+    if (rv == SL_OK) {
         redis_succeeded(c);
+        count_live_agents(c);
+    }
     else if (rv == SL_ESTORE)
         redis_failed(c, now_ms, "register", why);
 }
@@ -576,6 +598,8 @@ static void on_tick(struct evloop *loop, void *arg)
     uint64_t now_ms = evloop_now_ms(loop);
     drain_progress(c->a, now_ms);
     faults_expire(c->a, now_ms);
+    if (c->a->on_control_tick) /* policies (agent.c): a hook, so this file links alone */
+        c->a->on_control_tick(c->a, c->redis, now_ms);
     if (given(c->a->cfg.exec))
         child_supervise(c, now_ms);
     if (c->check_paused && evloop_watch_mod(loop, c->check_fd, EV_READ) == SL_OK)

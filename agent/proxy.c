@@ -71,9 +71,7 @@ static bool iobuf_append(struct iobuf *b, const void *p, size_t n)
     return true;
 }
 
-static bool iobuf_printf(struct iobuf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static bool iobuf_printf(struct iobuf *b, const char *fmt, ...)
+bool iobuf_printf(struct iobuf *b, const char *fmt, ...)
 {
     char tmp[1024];
     va_list ap;
@@ -144,6 +142,8 @@ static void conn_free(struct conn *c)
     if (c->next)
         c->next->prev = c->prev;
     wc->nconns--;
+    limits_abandon(c);
+    policy_set_unref(c->pset);
     iobuf_free(&c->in);
     iobuf_free(&c->out);
     free(c->fields);
@@ -230,12 +230,16 @@ static bool append_problem(struct conn *c, int status, const char *slug, const c
                      slug, title, status, detail, c->path[0] ? c->path : "/", c->request_id);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = snprintf(body, sizeof(body), "{\"status\":%d}", status);
+    unsigned long long retry = status == 429 && c->limited_retry_s ? c->limited_retry_s : 1;
     bool ok = iobuf_printf(&c->out,
                            "HTTP/1.1 %d %s\r\nContent-Type: application/problem+json\r\n"
-                           "Content-Length: %d\r\nVia: 1.1 %s\r\nX-Request-Id: %s\r\n%s%s\r\n",
-                           status, http_reason(status), n, c->wc->agent->id, c->request_id,
-                           status == 503 || status == 429 ? "Retry-After: 1\r\n" : "",
-                           c->close_after ? "Connection: close\r\n" : "") &&
+                           "Content-Length: %d\r\nVia: 1.1 %s\r\nX-Request-Id: %s\r\n",
+                           status, http_reason(status), n, c->wc->agent->id, c->request_id) &&
+              (status != 503 && status != 429
+                   ? true
+                   : iobuf_printf(&c->out, "Retry-After: %llu\r\n", retry)) &&
+              limits_headers(c, &c->out) &&
+              iobuf_printf(&c->out, "%s\r\n", c->close_after ? "Connection: close\r\n" : "") &&
               iobuf_append(&c->out, body, (size_t)n);
     c->status = status;
     c->bytes_out += (uint64_t)n;
@@ -244,6 +248,15 @@ static bool append_problem(struct conn *c, int status, const char *slug, const c
 
 /* An answer for a request that cannot go on; keep-alive only when the framing is intact
  * and no body bytes are pending. */
+static void conn_answer(struct conn *c, int status, const char *slug, const char *title,
+                        const char *detail, bool close);
+
+void proxy_answer(struct conn *c, int status, const char *slug, const char *title,
+                  const char *detail, bool close)
+{
+    conn_answer(c, status, slug, title, detail, close);
+}
+
 static void conn_answer(struct conn *c, int status, const char *slug, const char *title,
                         const char *detail, bool close)
 {
@@ -652,6 +665,8 @@ static bool build_client_head(struct conn *c, struct upconn *u, const char *buf)
         ok = iobuf_printf(o, "X-Request-Id: %s\r\n", c->request_id);
     if (ok && m->body == HTTP1_BODY_CHUNKED && !u->decode)
         ok = iobuf_append(o, "Transfer-Encoding: chunked\r\n", 28);
+    if (ok)
+        ok = limits_headers(c, o);
     if (ok && c->close_after)
         ok = iobuf_append(o, "Connection: close\r\n", 19);
     else if (ok && c->http10)
@@ -849,7 +864,9 @@ static void request_forward(struct conn *c)
     conn_update_watch(c);
 }
 
-/* Faults first (DESIGN §4.1), then forwarding. */
+static void request_after_limits(struct conn *c);
+
+/* A request head arrived: identify it, then rate limits, faults, forwarding. */
 static void request_start(struct conn *c)
 {
     struct worker_core *wc = c->wc;
@@ -865,6 +882,21 @@ static void request_start(struct conn *c)
                      atomic_load_explicit(&wc->agent->stopping, memory_order_relaxed);
     evloop_cancel(wc->loop, c->timer);
     c->timer = 0;
+    if (limits_start(c)) { /* Redis decides: the loop goes on meanwhile */
+        c->state = CONN_LIMIT;
+        conn_update_watch(c);
+        return;
+    }
+    request_after_limits(c);
+}
+
+/* Rate limits have spoken: a 429 here, else faults (DESIGN §4.1), then forwarding. */
+static void request_after_limits(struct conn *c)
+{
+    struct worker_core *wc = c->wc;
+    const struct http1_message *m = &c->req.msg;
+    if (!limits_verdict(c))
+        return;
     faults_refresh(wc);
     c->faulted = fault_decide(&wc->faults, c->path, strlen(c->path), now_ms(wc), fault_rnd,
                               NULL, &c->fault);
@@ -885,6 +917,12 @@ static void request_start(struct conn *c)
     } else {
         request_forward(c);
     }
+}
+
+void proxy_limits_done(struct conn *c)
+{
+    c->state = CONN_HEAD; /* not forwarding yet: answers keep the connection */
+    request_after_limits(c);
 }
 
 static void on_delay_done(struct evloop *loop, void *arg)
@@ -973,6 +1011,10 @@ static void conn_next_request(struct conn *c)
     c->faulted = c->upstream_error = c->upstream_timeout = c->rejected = false;
     c->retried = c->resp_started = c->req_body_done = c->head_consumed = false;
     c->path[0] = '\0';
+    c->nlv = 0;
+    c->limited_retry_s = 0;
+    policy_set_unref(c->pset);
+    c->pset = NULL;
     iobuf_compact(&c->in);
     if (iobuf_pending(&c->in)) { /* pipelined: the next head is already here */
         conn_arm(c, c->wc->agent->cfg.header_timeout_ms, on_header_timeout);
@@ -1172,4 +1214,6 @@ void proxy_close_all(struct worker_core *wc)
     while (wc->conns)
         conn_close(wc->conns, false);
     proxy_quiesce(wc);
+    policy_set_unref(wc->policies);
+    wc->policies = NULL;
 }

@@ -26,6 +26,8 @@
 #include "evloop.h"
 #include "faults.h"
 #include "http1.h"
+#include "limits.h"
+#include "ratelimit.h"
 #include "spans.h"
 #include "stats.h"
 #include "traceparent.h"
@@ -47,6 +49,7 @@ struct iobuf {
 
 enum conn_state {
     CONN_HEAD,        /* reading a request head (or idle between requests) */
+    CONN_LIMIT,       /* waiting for the rate limiter's Redis answer */
     CONN_DELAY,       /* a delay fault is holding the request */
     CONN_FORWARD,     /* request forwarded; relaying until the response completes */
     CONN_BLACKHOLE,   /* a blackhole fault: no answer, ever */
@@ -54,6 +57,15 @@ enum conn_state {
 };
 
 struct upconn;
+struct limit_wait;
+
+/* One policy's say about the request in progress (limits.c). */
+struct limit_verdict {
+    const struct policy *p;
+    struct rl_decision d;
+    bool decided;
+    bool store_error;
+};
 
 struct worker_core;
 
@@ -86,6 +98,12 @@ struct conn {
     char request_id[PROXY_REQUEST_ID_MAX];
     char method[16];
     char path[SPAN_ROUTE_MAX];
+    /* rate limiting (limits.c): the set the verdicts point into is held until the end */
+    struct policy_set *pset;
+    struct limit_verdict lv[LIMITS_PER_REQUEST];
+    unsigned nlv;
+    struct limit_wait *lw;
+    uint64_t limited_retry_s; /* Retry-After of a 429 */
 };
 
 struct upconn {
@@ -115,7 +133,20 @@ struct worker_core {
     unsigned nidle;
     bool quiescing;
     struct http1_limits req_limits, resp_limits;
+    struct policy_set *policies; /* the worker's reference to the current set */
+    uint64_t policies_gen;
+    struct rl_redis *rl_redis;   /* NULL without --redis */
+    struct evredis *redis;       /* the worker's own async Redis connection */
+    unsigned live_agents;        /* last value given to rl_redis_set_agents */
 };
+
+bool iobuf_printf(struct iobuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* limits.c calls back into proxy.c when a Redis decision completed the set. */
+void proxy_limits_done(struct conn *c);
+/* Answer from the agent itself (problem+json) — limits.c uses it for 429. */
+void proxy_answer(struct conn *c, int status, const char *slug, const char *title,
+                  const char *detail, bool close);
 
 /* A new client connection (accepted, non-blocking). */
 void proxy_conn_open(struct worker_core *wc, int fd, const char *peer_ip);

@@ -12,7 +12,9 @@
 #include "err.h"
 #include "evloop.h"
 #include "log.h"
+#include "evloop_redis.h"
 #include "proxy.h"
+#include "ratelimit_redis.h"
 
 #define ACCEPT_BATCH 64
 
@@ -129,6 +131,15 @@ struct worker *worker_new(struct agent *a, unsigned index, char err[256])
     w->core.req_limits.max_body_bytes = a->cfg.max_body_bytes;
     w->core.resp_limits = http1_limits_default;
     w->core.resp_limits.max_header_bytes = 64 * 1024; /* upstreams are trusted more */
+    if (a->cfg.redis) { /* the limiter's own connection on this loop (never blocks it) */
+        char rerr[128];
+        w->core.redis = evredis_new(w->core.loop, a->cfg.redis, 200, 250, rerr);
+        w->core.rl_redis = w->core.redis ? rl_redis_new(w->core.loop, w->core.redis, NULL) : NULL;
+        if (!w->core.rl_redis) {
+            snprintf(err, 256, "--redis: %.200s", w->core.redis ? "out of memory" : rerr);
+            goto err_free;
+        }
+    }
     w->listen_fd = listen_socket(a, err);
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->listen_fd < 0 || w->wake_fd < 0 ||
@@ -177,6 +188,8 @@ void worker_free(struct worker *w)
     }
     if (w->core.loop) {
         proxy_close_all(&w->core);
+        rl_redis_free(w->core.rl_redis); /* answers its pending callers first */
+        evredis_free(w->core.redis);
         close_listener(w);
         if (w->wake_fd >= 0) {
             evloop_watch_del(w->core.loop, w->wake_fd);
