@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 
 #include "faults.h"
-#include "limits.h"
+#include "limiter.h"
 
 #define AGENT_WORKERS_MAX 64
 #define AGENT_ID_MAX 64

@@ -34,7 +34,7 @@ enum policy_mode { POLICY_MODE_ENFORCE, POLICY_MODE_SHADOW };
 struct policy {
     char name[POLICY_NAME_MAX];
     uint32_t id; /* stable per name (hash): keys of the local store */
-    unsigned stats_slot; /* the agent's counters for this name (limits.h), set on publish */
+    unsigned stats_slot; /* the agent's counters for this name (limiter.h), set on publish */
     enum policy_scope scope;
     char methods[POLICY_METHODS_MAX][16];
     unsigned nmethods; /* 0 = every method */

@@ -26,7 +26,7 @@
 #include "evloop.h"
 #include "faults.h"
 #include "http1.h"
-#include "limits.h"
+#include "limiter.h"
 #include "ratelimit.h"
 #include "spans.h"
 #include "stats.h"
@@ -59,7 +59,7 @@ enum conn_state {
 struct upconn;
 struct limit_wait;
 
-/* One policy's say about the request in progress (limits.c). */
+/* One policy's say about the request in progress (limiter.c). */
 struct limit_verdict {
     const struct policy *p;
     struct rl_decision d;
@@ -98,7 +98,7 @@ struct conn {
     char request_id[PROXY_REQUEST_ID_MAX];
     char method[16];
     char path[SPAN_ROUTE_MAX];
-    /* rate limiting (limits.c): the set the verdicts point into is held until the end */
+    /* rate limiting (limiter.c): the set the verdicts point into is held until the end */
     struct policy_set *pset;
     struct limit_verdict lv[LIMITS_PER_REQUEST];
     unsigned nlv;
@@ -142,9 +142,9 @@ struct worker_core {
 
 bool iobuf_printf(struct iobuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* limits.c calls back into proxy.c when a Redis decision completed the set. */
+/* limiter.c calls back into proxy.c when a Redis decision completed the set. */
 void proxy_limits_done(struct conn *c);
-/* Answer from the agent itself (problem+json) — limits.c uses it for 429. */
+/* Answer from the agent itself (problem+json) — limiter.c uses it for 429. */
 void proxy_answer(struct conn *c, int status, const char *slug, const char *title,
                   const char *detail, bool close);
 

@@ -1,5 +1,5 @@
 /*
- * limits — rate limiting on the agent's request path (DESIGN §4.2), between reading a
+ * limiter — rate limiting on the agent's request path (DESIGN §4.2), between reading a
  * request head and faults/forwarding.
  *
  * For a request, every policy of the current set that matches it (scope, method, path
@@ -11,8 +11,8 @@
  * 429 itself; shadow policies only count. Every response a policy covered carries
  * RateLimit-Policy / RateLimit (draft-ietf-httpapi-ratelimit-headers-10).
  */
-#ifndef AGENT_LIMITS_H
-#define AGENT_LIMITS_H
+#ifndef AGENT_LIMITER_H
+#define AGENT_LIMITER_H
 
 #include <pthread.h>
 #include <stdatomic.h>
