@@ -149,6 +149,8 @@ demo: deps
 bench: programs
 	$(Q)scripts/install-deps bench
 	$(Q)bench/shortener.sh "$(BINDIR)"
+	$(Q)bench/agent.sh "$(BINDIR)"
+	$(Q)bench/ratelimit.sh "$(BINDIR)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

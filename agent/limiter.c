@@ -211,7 +211,7 @@ static void agents_refresh(struct worker_core *wc)
 {
     unsigned live = atomic_load_explicit(&wc->agent->live_agents, memory_order_relaxed);
     if (wc->rl_redis && live != wc->live_agents) {
-        rl_redis_set_agents(wc->rl_redis, live);
+        rl_redis_set_instances(wc->rl_redis, live * wc->agent->nworkers);
         wc->live_agents = live;
     }
 }

@@ -8,6 +8,7 @@
 
 #include "err.h"
 #include "hashring.h"
+#include "ratelimit_redis.h"
 
 static const char *const scope_names[] = {"sidecar", "gateway"};
 static const char *const key_names[] = {"ip", "route", "header:", "global"};
@@ -210,6 +211,9 @@ int policy_parse(const json_t *doc, struct policy *p, struct field_errors *fe,
     const char *why;
     if (json_array_size(fe->list) == before && rl_params_check(&p->params, &why))
         perr(fe, prefix, "", "%s", why);
+    else if (json_array_size(fe->list) == before && p->store != POLICY_STORE_LOCAL &&
+             !rl_redis_params_exact(&p->params))
+        perr(fe, prefix, "limit", "× window_ms is too large for exact arithmetic in Redis");
     return json_array_size(fe->list) == before ? SL_OK : SL_EINVAL;
 }
 

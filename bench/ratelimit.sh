@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# bench/ratelimit.sh — the rate limiter's numbers (issue: rate limiting), same run:
+#   1. local decisions per second per core (bench/ratelimit_local.c);
+#   2. Redis-backed decisions/s per algorithm next to redis-benchmark running the same
+#      script at the same pipeline depth, and Redis operations per request on the lease
+#      fast path (bench/ratelimit_redis.sh);
+#   3. agent CPU per request with a local limit on vs off (wrk through the sidecar to a
+#      static nginx upstream; the policy admits everything, so only its cost shows).
+#
+#   bench/ratelimit.sh [BINDIR]        (make bench)
+# Prints ratios; asserts nothing.
+set -euo pipefail
+bindir=${1:-build/bin}
+cd "$(dirname "$0")/.."
+objdir=build/release
+make --no-print-directory "$objdir/libshared.a" >/dev/null
+. bench/lib.sh
+
+echo "== 1. local store (bench/ratelimit_local.c)"
+gcc -std=c11 -D_GNU_SOURCE -O2 -Ishared bench/ratelimit_local.c "$objdir/libshared.a" \
+	$(pkg-config --libs libcrypto jansson) -lpthread -o "$BENCH_TMP/ratelimit_local"
+"$BENCH_TMP/ratelimit_local" "${BENCH_LOCAL_N:-5000000}"
+
+echo
+echo "== 2. Redis store (bench/ratelimit_redis.sh)"
+bench/ratelimit_redis.sh "$objdir"
+
+echo
+echo "== 3. agent CPU per request, local limit on vs off"
+up_port=$(free_port)
+mkdir -p "$BENCH_TMP/up/logs"
+cat >"$BENCH_TMP/up/nginx.conf" <<CONF
+worker_processes 1;
+pid $BENCH_TMP/up/nginx.pid;
+error_log $BENCH_TMP/up/logs/error.log;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$up_port; location / { return 200 'ok'; } } }
+CONF
+nginx -p "$BENCH_TMP/up" -c "$BENCH_TMP/up/nginx.conf" -g 'daemon off; master_process off;' &
+BENCH_PIDS+=($!)
+ag_port=$(free_port)
+adm_port=$(free_port)
+"$bindir/sluice-agent" --listen "127.0.0.1:$ag_port" --admin "127.0.0.1:$adm_port" \
+	--upstream "127.0.0.1:$up_port" --workers 1 --admin-token bench --trace-sample 0 \
+	--log-level warn 2>"$BENCH_TMP/agent.log" &
+ag_pid=$!
+BENCH_PIDS+=("$ag_pid")
+wait_http "http://127.0.0.1:$up_port/"
+wait_http "http://127.0.0.1:$ag_port/"
+
+measure "no policy" "http://127.0.0.1:$ag_port/" "$ag_pid"
+off_cpu=$R_CPU_US
+curl -fsS -o /dev/null -X PUT "http://127.0.0.1:$adm_port/v1/policies" \
+	-H 'Authorization: Bearer bench' \
+	-d '{"policies":[{"name":"bench","algorithm":"token_bucket","limit":1000000000,"window_ms":1000,"key":"ip"}]}'
+measure "token_bucket by ip, local" "http://127.0.0.1:$ag_port/" "$ag_pid"
+on_cpu=$R_CPU_US
+measure "no policy (again)" "http://127.0.0.1:$ag_port/" "$ag_pid" >/dev/null
+curl -fsS -o /dev/null -X DELETE "http://127.0.0.1:$adm_port/v1/policies" -H 'Authorization: Bearer bench'
+measure "no policy (again)" "http://127.0.0.1:$ag_port/" "$ag_pid"
+off2_cpu=$R_CPU_US
+awk -v on="$on_cpu" -v a="$off_cpu" -v b="$off2_cpu" 'BEGIN {
+	off = (a + b) / 2
+	printf "agent CPU per request with a local limit / without: %.3fx (%+.1f%%; goal <= +2%%)\n", on / off, (on / off - 1) * 100 }'
