@@ -42,11 +42,11 @@ enum rl_algorithm {
     RL_SLIDING_LOG,
     RL_SLIDING_WINDOW, /* two-counter approximation (Cloudflare) */
     RL_TOKEN_BUCKET,
-    RL_LEAKY_BUCKET,   /* as a meter: equivalent to GCRA, kept as its own teaching name */
+    RL_LEAKY_BUCKET, /* as a meter: equivalent to GCRA, kept as its own teaching name */
     RL_GCRA,
 };
-#define RL_ALGORITHMS 6
-#define RL_SLIDING_LOG_MAX 10000 /* sliding log memory is ∝ limit: bounded */
+#define RL_ALGORITHMS      6
+#define RL_SLIDING_LOG_MAX 10000      /* sliding log memory is ∝ limit: bounded */
 #define RL_LIMIT_MAX       1000000000 /* requests per window */
 #define RL_BURST_MAX       1000000000
 #define RL_WINDOW_MAX_MS   2678400000 /* 31 days */
@@ -63,17 +63,18 @@ struct rl_decision {
     uint64_t limit;          /* the quota in the window (RateLimit-Policy q=) */
     uint64_t remaining;      /* requests still admissible now (RateLimit r=) */
     uint64_t reset_ms;       /* until the quota is fully available again (RateLimit t=) */
-    uint64_t retry_after_ms; /* when denied: until one request would be admitted; else 0 */
+    uint64_t retry_after_ms; /* when denied: until this request would be admitted; else 0 */
 };
 
 /* Per-key state. Fixed size for every algorithm but the sliding log, whose timestamps
  * live in a separately allocated ring (rl_state_release frees it). Zeroed = fresh key. */
 struct rl_state {
-    uint64_t a, b, c;      /* algorithm-specific: window start / counts / TAT / tokens ... */
-    uint64_t *log;         /* sliding log: ring of admission times, capacity log_cap */
+    uint64_t a, b, c; /* algorithm-specific: window start / counts / TAT / tokens ... */
+    uint64_t *log;    /* sliding log: ring of admission times, capacity log_cap */
     uint32_t log_cap, log_head, log_len;
 };
 
+/* "token_bucket" for RL_TOKEN_BUCKET ...; "unknown" out of range. */
 const char *rl_algorithm_name(enum rl_algorithm alg);
 /* "token_bucket" → RL_TOKEN_BUCKET; false if unknown. */
 bool rl_algorithm_parse(const char *name, enum rl_algorithm *out);
@@ -85,9 +86,10 @@ int rl_params_check(const struct rl_params *p, const char **why);
 uint64_t rl_capacity(const struct rl_params *p);
 
 /* Decide for one request of `cost` (normally 1) at now_ms and update the state.
- * Returns SL_OK, or SL_ENOMEM (sliding log ring allocation; the state is unchanged and
- * *out unspecified). The sliding log's ring is allocated on the first admission and grows
- * by doubling up to limit entries, so its memory follows the admissions in the window. */
+ * Returns SL_OK, or SL_ENOMEM (sliding log ring allocation; nothing is admitted, the
+ * state stays valid and *out is unspecified). The sliding log's ring is allocated on the
+ * first admission and grows by doubling up to limit entries, so its memory follows the
+ * admissions in the window. */
 int rl_decide(const struct rl_params *p, struct rl_state *st, uint64_t now_ms, uint64_t cost,
               struct rl_decision *out);
 /* Carry state over a change of parameters (live retune): a token bucket keeps its balance
@@ -97,8 +99,8 @@ int rl_decide(const struct rl_params *p, struct rl_state *st, uint64_t now_ms, u
  * fixed window and sliding window counter keep their counts, rebased onto the new window
  * grid when window_ms changes; the sliding log keeps its newest min(count, new limit)
  * timestamps. A change of algorithm starts the key fresh. */
-void rl_state_retune(const struct rl_params *from, const struct rl_params *to,
-                     struct rl_state *st, uint64_t now_ms);
+void rl_state_retune(const struct rl_params *from, const struct rl_params *to, struct rl_state *st,
+                     uint64_t now_ms);
 void rl_state_release(struct rl_state *st);
 
 /* ---- local store: per-key state for the agent's workers ------------------------------ */
@@ -112,7 +114,7 @@ void rl_state_release(struct rl_state *st);
  * seeded per table, so clients cannot aim keys at one stripe. Each stripe holds at most
  * max_keys / stripes keys (so never more than max_keys in all) and evicts its own least
  * recently used key when full. Key bytes up to RL_LOCAL_KEY_MAX are kept and compared
- * exactly; longer keys are replaced by their SHA-256. Memory per key: 128 bytes + 8–32
+ * exactly; longer keys are replaced by their SHA-256. Memory per key: 128 bytes + 16–32
  * bytes of index, + the key when longer than 56 bytes, + the sliding log's ring
  * (8 bytes per admission in the window). Evicting a key forgets its admissions (the key
  * starts fresh if it comes back): harmless for a key idle for longer than its window. */
