@@ -247,6 +247,10 @@ int limits_start(struct conn *c)
             pending += decide_redis(c, i);
         }
     }
+    if (!pending && c->lw) { /* every Redis policy answered at once (lease, or refused) */
+        free(c->lw);
+        c->lw = NULL;
+    }
     return pending ? 1 : 0;
 }
 
@@ -291,6 +295,8 @@ bool limits_verdict(struct conn *c)
     char slug[POLICY_NAME_MAX + 16];
     snprintf(slug, sizeof(slug), "rate-limited:%s", deny->p->name); /* the type names it */
     c->limited_retry_s = ceil_s(deny->d.retry_after_ms) ? ceil_s(deny->d.retry_after_ms) : 1;
+    /* without a body the connection stays usable: the client may retry on it */
+    c->req_body_done = c->req.msg.body == HTTP1_BODY_NONE;
     proxy_answer(c, 429, slug, "Too Many Requests", detail, false);
     return false;
 }

@@ -65,6 +65,16 @@ static bool one_of(const json_t *doc, const char *field, const char *const *name
     return false;
 }
 
+/* The field an rl_params_check message is about (it names it first, or the limit). */
+static const char *params_field(const char *why)
+{
+    static const char *const fields[] = {"window_ms", "burst", "algorithm", "limit"};
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        if (strncmp(why, fields[i], strlen(fields[i])) == 0)
+            return fields[i];
+    return "limit"; /* "sliding_log allows at most ...": a bound on the limit */
+}
+
 static bool name_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -148,7 +158,7 @@ static void parse_numbers(const json_t *doc, struct policy *p, struct field_erro
         const char *field;
         bool required;
         int64_t min, max;
-    } nums[] = {{"limit", true, 1, 1000000000}, {"window_ms", true, 1, 86400000LL * 30},
+    } nums[] = {{"limit", true, 1, 1000000000}, {"window_ms", true, 1, RL_WINDOW_MAX_MS},
                 {"burst", false, 0, 1000000000}};
     uint64_t *dst[] = {&p->params.limit, &p->params.window_ms, &p->params.burst};
     for (size_t k = 0; k < 3; k++) {
@@ -210,7 +220,7 @@ int policy_parse(const json_t *doc, struct policy *p, struct field_errors *fe,
     parse_numbers(doc, p, fe, prefix);
     const char *why;
     if (json_array_size(fe->list) == before && rl_params_check(&p->params, &why))
-        perr(fe, prefix, "", "%s", why);
+        perr(fe, prefix, params_field(why), "%s", why);
     else if (json_array_size(fe->list) == before && p->store != POLICY_STORE_LOCAL &&
              !rl_redis_params_exact(&p->params))
         perr(fe, prefix, "limit", "× window_ms is too large for exact arithmetic in Redis");

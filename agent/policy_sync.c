@@ -114,6 +114,7 @@ struct policy_sync *policy_sync_new(struct agent *a, const char *redis_url)
     ps->stop_fd = -1;
     pthread_mutex_init(&ps->lock, NULL);
     atomic_store(&ps->dirty, true);
+    ps->rejected_version = UINT64_MAX; /* none yet: version 0 (no key) is a real answer */
     if (!redis_url)
         return ps;
     ps->redis_url = strdup(redis_url);

@@ -220,14 +220,32 @@ void proxy_conn_open(struct worker_core *wc, int fd, const char *peer_ip)
 
 /* ---- answers the agent makes itself (RFC 9457 problem documents) ---------------------- */
 
+/* A JSON string body for a value the client chose (the path may hold '"' or '\\'). */
+static void json_escape(const char *in, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)in; *p && o + 7 < cap; p++) {
+        if (*p == '"' || *p == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)*p;
+        } else if (*p < 0x20 || *p >= 0x7f) {
+            o += (size_t)snprintf(out + o, cap - o, "\\u%04x", *p);
+        } else {
+            out[o++] = (char)*p;
+        }
+    }
+    out[o] = '\0';
+}
+
 static bool append_problem(struct conn *c, int status, const char *slug, const char *title,
                            const char *detail)
 {
-    char body[768];
+    char body[1024], path[6 * SPAN_ROUTE_MAX + 1];
+    json_escape(c->path[0] ? c->path : "/", path, sizeof(path));
     int n = snprintf(body, sizeof(body),
                      "{\"type\":\"urn:sluice:problem:%s\",\"title\":\"%s\",\"status\":%d,"
                      "\"detail\":\"%s\",\"instance\":\"%s\",\"request_id\":\"%s\"}",
-                     slug, title, status, detail, c->path[0] ? c->path : "/", c->request_id);
+                     slug, title, status, detail, path, c->request_id);
     if (n < 0 || (size_t)n >= sizeof(body))
         n = snprintf(body, sizeof(body), "{\"status\":%d}", status);
     unsigned long long retry = status == 429 && c->limited_retry_s ? c->limited_retry_s : 1;
