@@ -92,25 +92,27 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(UNIT_SRC:tests/unit/%.c=$(OBJDIR)/tests/%)
 
 # Unit tests of shared/ link only libshared.a; a component's tests (listed here) also link
-# that component's library.
+# that component's library. Every unit test links the test-support objects (TEST_SUPPORT:
+# tests/unit/ files not named test_*.c, e.g. redis_fixture.c).
 SHORTENER_UNIT := $(OBJDIR)/tests/test_link
+TEST_SUPPORT := $(OBJDIR)/tests/unit/redis_fixture.o
 
-$(OBJDIR)/tests/test_%: $(OBJDIR)/tests/unit/test_%.o $(SHARED_LIB)
+$(OBJDIR)/tests/test_%: $(OBJDIR)/tests/unit/test_%.o $(TEST_SUPPORT) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(SHARED_LIB) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(SHARED_LIB) $(LDLIBS) -lcmocka
 
-$(SHORTENER_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(SHORTENER_LIB) $(SHARED_LIB)
+$(SHORTENER_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(TEST_SUPPORT) $(SHORTENER_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(SHORTENER_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(SHORTENER_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
 
 AGENT_UNIT := $(OBJDIR)/tests/test_faults $(OBJDIR)/tests/test_spans $(OBJDIR)/tests/test_control $(OBJDIR)/tests/test_routes $(OBJDIR)/tests/test_stats $(OBJDIR)/tests/test_policy
 
-$(AGENT_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(AGENT_LIB) $(SHARED_LIB)
+$(AGENT_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(TEST_SUPPORT) $(AGENT_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(OBJDIR)/tests/replay_%)

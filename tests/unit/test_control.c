@@ -2,8 +2,8 @@
  * Tests for agent/control.c: the pure helpers (agent-check line, back-off arithmetic,
  * registration record) with exact values, then the control thread itself against a hand-
  * built struct agent: drain progress, fault expiry, --exec supervision, the agent-check
- * port, and registration + span shipping against a real redis-server this file starts on
- * a free loopback port and always stops by PID (atexit too; PDEATHSIG should we die).
+ * port, and registration + span shipping against a real redis-server (redis_fixture.h) on
+ * a free loopback port, always stopped by PID (atexit too; PDEATHSIG should we die).
  *
  * The agent's other modules are not linked: the few functions control.c calls in agent.c
  * and worker.c are defined here (so the linker never pulls agent.o or worker.o out of
@@ -19,15 +19,11 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -37,6 +33,7 @@
 #include "control.h"
 #include "err.h"
 #include "log.h"
+#include "redis_fixture.h"
 #include "spans.h"
 #include "worker.h"
 
@@ -132,18 +129,6 @@ static void start_ok(struct agent *a)
     if (rv != SL_OK)
         fail_msg("control_start: %s (%s)", err_name(rv), err);
     assert_non_null(a->control);
-}
-
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(sa);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* --- pure helpers ---------------------------------------------------------------------- */
@@ -316,7 +301,8 @@ static void test_agent_check_port(void **state)
     struct agent a;
     char addr[32], line[64];
     agent_fixture(&a);
-    uint16_t port = free_port();
+    uint16_t port = redis_fixture_free_port();
+    assert_int_not_equal(port, 0);
     snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
     a.cfg.agent_check = addr;
     start_ok(&a);
@@ -442,31 +428,14 @@ static void test_exec_stop_kills_group(void **state)
 
 /* --- Redis: registration and spans ------------------------------------------------------ */
 
-static pid_t redis_pid;
-static uint16_t redis_port;
-static char redis_dir[64];
+static struct redis_fixture redis;
 static char log_path[64];
 static int log_fd = -1;
-
-static void redis_exec(pid_t parent)
-{
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
-        _exit(126);
-    char port[8];
-    snprintf(port, sizeof(port), "%u", redis_port);
-    const char *argv[] = {"redis-server", "--port", port,    "--bind",  "127.0.0.1", "--save", "",
-                          "--appendonly", "no",     "--dir", redis_dir, NULL};
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-}
 
 static redisContext *redis_connect(void)
 {
     struct timeval tv = {.tv_sec = 0, .tv_usec = 200 * 1000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis_port, tv);
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", redis.port, tv);
     if (c && c->err) {
         redisFree(c);
         return NULL;
@@ -474,40 +443,9 @@ static redisContext *redis_connect(void)
     return c;
 }
 
-static bool redis_start(void)
-{
-    pid_t parent = getpid();
-    redis_pid = fork();
-    if (redis_pid == 0)
-        redis_exec(parent);
-    for (uint64_t end = clock_mono_ms() + DEADLINE_MS; clock_mono_ms() < end; pause_briefly()) {
-        redisContext *c = redis_connect();
-        redisReply *r = c ? redisCommand(c, "PING") : NULL;
-        bool up = r != NULL;
-        freeReplyObject(r);
-        if (c)
-            redisFree(c);
-        if (up)
-            return true;
-    }
-    return false;
-}
-
-static void redis_stop(void)
-{
-    if (redis_pid <= 0)
-        return;
-    kill(redis_pid, SIGTERM);
-    waitpid(redis_pid, NULL, 0);
-    redis_pid = 0;
-}
-
 static void cleanup_all(void)
 {
-    redis_stop();
-    if (redis_dir[0])
-        rmdir(redis_dir);
-    redis_dir[0] = '\0';
+    redis_fixture_release_all();
     if (log_path[0])
         unlink(log_path);
     log_path[0] = '\0';
@@ -601,7 +539,7 @@ static void test_registry_and_spans(void **state)
     struct worker w[2];
     char url[64];
     agent_fixture(&a);
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", redis_port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", redis.port);
     a.cfg.redis = url;
     for (int i = 0; i < 2; i++) {
         assert_int_equal(span_buffer_init(&w[i].spans), SL_OK);
@@ -646,12 +584,12 @@ static void test_registry_and_spans(void **state)
 static void test_redis_outage(void **state)
 {
     (void)state;
-    redis_stop();
+    redis_fixture_stop(&redis);
     struct agent a;
     char url[64];
     agent_fixture(&a);
     snprintf(a.id, sizeof(a.id), "r2");
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", redis_port);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", redis.port);
     a.cfg.redis = url;
     start_ok(&a);
     const char *warning = "redis unavailable, retrying with back-off";
@@ -659,7 +597,7 @@ static void test_redis_outage(void **state)
         if (log_count(warning) > 0)
             break;
     assert_int_equal(log_count(warning), 1);
-    assert_true(redis_start());
+    assert_int_equal(redis_fixture_start(&redis), SL_OK);
     assert_true(wait_int("SISMEMBER sluice:agents %s", "r2", 1));
     assert_int_equal(log_count(warning), 1); /* once per outage, however many retries */
     assert_int_equal(log_count("redis available again"), 1);
@@ -673,15 +611,11 @@ static int group_setup(void **state)
     (void)state;
     signal(SIGPIPE, SIG_IGN); /* store_redis.h: programs must ignore SIGPIPE */
     atexit(cleanup_all);
-    strcpy(redis_dir, "/tmp/sluice-redis-XXXXXX");
-    if (!mkdtemp(redis_dir))
-        return -1;
     strcpy(log_path, "/tmp/sluice-control-log-XXXXXX");
     if ((log_fd = mkstemp(log_path)) < 0)
         return -1;
     log_setup("test_control", LOG_INFO, log_fd);
-    redis_port = free_port();
-    return redis_start() ? 0 : -1;
+    return redis_fixture_start(&redis) == SL_OK ? 0 : -1;
 }
 
 static int group_teardown(void **state)

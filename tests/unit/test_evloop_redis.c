@@ -1,8 +1,8 @@
 /*
  * test_evloop_redis — asynchronous Redis on an evloop, against real redis-server
- * processes that this file starts on free loopback ports in temporary folders and always
- * stops by PID (group teardown, and atexit should a test abort). Every wait runs the loop
- * until a condition holds or a deadline (DEADLINE_MS) passes; nothing sleeps a fixed time.
+ * processes (redis_fixture.h) on free loopback ports, always stopped by PID (group
+ * teardown, and atexit should a test abort). Every wait runs the loop until a condition
+ * holds or a deadline (DEADLINE_MS) passes; nothing sleeps a fixed time.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,16 +12,11 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -29,169 +24,28 @@
 #include "evloop.h"
 #include "evloop_redis.h"
 #include "log.h"
+#include "redis_fixture.h"
 
-#define DEADLINE_MS      5000
-#define POLL_INTERVAL_NS (10 * 1000 * 1000)
-#define AUTH_PASSWORD    "s@cret:pw"
-
-struct server {
-    pid_t pid; /* 0 when not running */
-    uint16_t port;
-    char dir[64]; /* mkdtemp folder: --dir, log, unix socket */
-    char sock[128];
-    const char *password; /* --requirepass, or NULL */
-};
+#define DEADLINE_MS   5000
+#define AUTH_PASSWORD "s@cret:pw"
 
 enum { SRV_MAIN, SRV_RESTART, SRV_AUTH, SRV_COUNT };
-static struct server servers[SRV_COUNT];
+static struct redis_fixture servers[SRV_COUNT];
 
 /* --- harness ------------------------------------------------------------------------ */
-
-static void pause_briefly(void)
-{
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = POLL_INTERVAL_NS};
-    nanosleep(&ts, NULL);
-}
-
-/* A loopback port nobody listens on right now: bind port 0, read it back, close. */
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void server_prepare(struct server *s, const char *password)
-{
-    strcpy(s->dir, "/tmp/sluice-evredis-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    snprintf(s->sock, sizeof(s->sock), "%s/redis.sock", s->dir);
-    s->port = free_port();
-    s->password = password;
-}
-
-static void server_exec(const struct server *s, pid_t parent)
-{
-    /* If the test process dies without atexit (a sanitizer abort), the server goes too. */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
-        _exit(126);
-    char port[8], logfile[128];
-    snprintf(port, sizeof(port), "%u", s->port);
-    snprintf(logfile, sizeof(logfile), "%s/redis.log", s->dir);
-    const char *requirepass = s->password ? "--requirepass" : NULL;
-    /* clang-format off */
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", s->dir, "--unixsocket", s->sock,
-                          "--unixsocketperm", "700", "--logfile", logfile,
-                          "--enable-debug-command", "yes", requirepass, s->password, NULL};
-    /* clang-format on */
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-}
-
-/* Up when it answers anything to PING (PONG, or NOAUTH when it has a password). */
-static bool server_answers(const struct server *s)
-{
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 200 * 1000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-    bool up = false;
-    if (c && !c->err) {
-        redisReply *r = redisCommand(c, "PING");
-        up = r != NULL;
-        freeReplyObject(r);
-    }
-    redisFree(c);
-    return up;
-}
-
-static bool server_start(struct server *s)
-{
-    pid_t parent = getpid();
-    s->pid = fork();
-    if (s->pid == 0)
-        server_exec(s, parent);
-    if (s->pid < 0)
-        return false;
-    for (uint64_t end = clock_mono_ms() + DEADLINE_MS; clock_mono_ms() < end; pause_briefly()) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            s->pid = 0; /* exited: port taken, or bad arguments (see redis.log) */
-            return false;
-        }
-        if (server_answers(s))
-            return true;
-    }
-    return false;
-}
-
-static void server_stop(struct server *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    uint64_t end = clock_mono_ms() + DEADLINE_MS;
-    while (waitpid(s->pid, NULL, WNOHANG) == 0) {
-        if (clock_mono_ms() > end) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            break;
-        }
-        pause_briefly();
-    }
-    s->pid = 0;
-}
-
-static void server_remove_dir(struct server *s)
-{
-    DIR *d = s->dir[0] ? opendir(s->dir) : NULL;
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char path[512];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(s->dir);
-    s->dir[0] = '\0';
-}
-
-static void stop_all_servers(void)
-{
-    for (int i = 0; i < SRV_COUNT; i++) {
-        server_stop(&servers[i]);
-        server_remove_dir(&servers[i]);
-    }
-}
 
 static int group_setup(void **state)
 {
     (void)state;
+    static const char *const debug[] = {"--enable-debug-command", "yes", NULL};
     signal(SIGPIPE, SIG_IGN); /* evloop_redis.h: programs must ignore SIGPIPE */
-    atexit(stop_all_servers);
     log_setup("test_evloop_redis", LOG_ERROR + 1, 2); /* expected failures stay quiet */
-    server_prepare(&servers[SRV_MAIN], NULL);
-    server_prepare(&servers[SRV_RESTART], NULL);
-    server_prepare(&servers[SRV_AUTH], AUTH_PASSWORD);
-    for (int i = 0; i < SRV_COUNT; i++)
-        if (!server_start(&servers[i]))
+    servers[SRV_AUTH].password = AUTH_PASSWORD;
+    for (int i = 0; i < SRV_COUNT; i++) {
+        servers[i].args = debug;
+        if (redis_fixture_start(&servers[i]) != SL_OK)
             return -1;
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    stop_all_servers();
+    }
     return 0;
 }
 
@@ -229,8 +83,9 @@ static bool run_until_calls(struct evloop *loop, const int *calls, int want, uns
     return true;
 }
 
-static struct evredis *evredis_at(struct evloop *loop, const struct server *s, const char *userinfo,
-                                  const char *suffix, unsigned command_timeout_ms)
+static struct evredis *evredis_at(struct evloop *loop, const struct redis_fixture *s,
+                                  const char *userinfo, const char *suffix,
+                                  unsigned command_timeout_ms)
 {
     char url[256], err[128] = "";
     snprintf(url, sizeof(url), "redis://%s127.0.0.1:%u%s", userinfo, s->port, suffix);
@@ -481,11 +336,11 @@ static void test_command_timeout_then_reconnect(void **state)
 static void test_down_fails_fast_then_recovers(void **state)
 {
     (void)state;
-    struct server *s = &servers[SRV_RESTART];
+    struct redis_fixture *s = &servers[SRV_RESTART];
     struct evloop *loop = evloop_new();
     struct evredis *r = evredis_at(loop, s, "", "", 1000);
     assert_true(poll_until_pong(loop, r, DEADLINE_MS));
-    server_stop(s);
+    redis_fixture_stop(s);
     /* The first command after the outage learns of it; then back-off: fail fast, with
      * no dialling per command. */
     struct result res = {0};
@@ -504,7 +359,7 @@ static void test_down_fails_fast_then_recovers(void **state)
     assert_true(stats_of(r).connects - connects <= 2);
     assert_false(evredis_is_connected(r));
     /* Restarted on the same port: commands succeed again once the back-off allows. */
-    assert_true(server_start(s));
+    assert_int_equal(redis_fixture_start(s), SL_OK);
     assert_true(poll_until_pong(loop, r, DEADLINE_MS + EVREDIS_BACKOFF_MAX_MS));
     assert_true(evredis_is_connected(r));
     evredis_free(r);
@@ -527,7 +382,9 @@ static void test_free_with_pending_calls_back(void **state)
     assert_int_equal(b.err, SL_EGONE);
     /* Queued to fail fast: a port nobody listens on, so in back-off after one try. */
     char url[64];
-    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", free_port());
+    uint16_t nobody = redis_fixture_free_port();
+    assert_int_not_equal(nobody, 0);
+    snprintf(url, sizeof(url), "redis://127.0.0.1:%u", nobody);
     r = evredis_new(loop, url, 200, 200, NULL);
     assert_non_null(r);
     struct result c = {0};
@@ -589,7 +446,7 @@ static void test_auth_and_db_from_url(void **state)
 {
     (void)state;
     struct evloop *loop = evloop_new();
-    const struct server *s = &servers[SRV_AUTH];
+    const struct redis_fixture *s = &servers[SRV_AUTH];
     struct evredis *r = evredis_at(loop, s, ":" AUTH_PASSWORD "@", "/2", 1000);
     assert_null(strstr(evredis_url(r), "cret"));
     struct result set = {0}, info = {0};
@@ -690,5 +547,5 @@ int main(void)
         cmocka_unit_test(test_unix_socket_url),
         cmocka_unit_test(test_connect_timeout),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, redis_fixture_teardown);
 }

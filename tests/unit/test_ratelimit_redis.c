@@ -1,8 +1,8 @@
 /*
  * test_ratelimit_redis — the Redis store of the rate limiters against real redis-server
- * processes that this file starts on free loopback ports in temporary folders and always
- * stops by PID (group teardown, and atexit should a test abort). Every wait runs the loop
- * until a condition holds or a deadline passes; nothing sleeps a fixed time.
+ * processes (redis_fixture.h) on free loopback ports, always stopped by PID (group
+ * teardown, and atexit should a test abort). Every wait runs the loop until a condition
+ * holds or a deadline passes; nothing sleeps a fixed time.
  *
  * The scripts' arithmetic is checked against the pure rl_decide (ratelimit.h) on the same
  * sequence of instants, with the scripts' clock injected (rl_redis_fake_now); the tests
@@ -15,18 +15,10 @@
 
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "clock.h"
 #include "err.h"
@@ -35,168 +27,34 @@
 #include "log.h"
 #include "ratelimit.h"
 #include "ratelimit_redis.h"
+#include "redis_fixture.h"
 
-#define DEADLINE_MS      5000
-#define POLL_INTERVAL_NS (10 * 1000 * 1000)
-#define T0_MS            UINT64_C(1800000000000) /* an injected Redis clock, epoch ms */
-
-struct server {
-    pid_t pid; /* 0 when not running */
-    uint16_t port;
-    char dir[64]; /* mkdtemp folder: --dir, log */
-};
+#define DEADLINE_MS 5000
+#define T0_MS       UINT64_C(1800000000000) /* an injected Redis clock, epoch ms */
 
 enum { SRV_MAIN, SRV_RESTART, SRV_COUNT };
-static struct server servers[SRV_COUNT];
+static struct redis_fixture servers[SRV_COUNT];
 
 /* --- harness ------------------------------------------------------------------------ */
-
-static void pause_briefly(void)
-{
-    struct timespec ts = {.tv_sec = 0, .tv_nsec = POLL_INTERVAL_NS};
-    nanosleep(&ts, NULL);
-}
-
-/* A loopback port nobody listens on right now: bind port 0, read it back, close. */
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void server_prepare(struct server *s)
-{
-    strcpy(s->dir, "/tmp/sluice-rlredis-XXXXXX");
-    assert_non_null(mkdtemp(s->dir));
-    s->port = free_port();
-}
-
-static void server_exec(const struct server *s, pid_t parent)
-{
-    /* If the test process dies without atexit (a sanitizer abort), the server goes too. */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
-        _exit(126);
-    char port[8], logfile[128];
-    snprintf(port, sizeof(port), "%u", s->port);
-    snprintf(logfile, sizeof(logfile), "%s/redis.log", s->dir);
-    /* clang-format off */
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", s->dir, "--logfile", logfile,
-                          "--enable-debug-command", "yes", NULL};
-    /* clang-format on */
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-}
-
-static bool server_answers(const struct server *s)
-{
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 200 * 1000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-    bool up = false;
-    if (c && !c->err) {
-        redisReply *r = redisCommand(c, "PING");
-        up = r != NULL;
-        freeReplyObject(r);
-    }
-    redisFree(c);
-    return up;
-}
-
-static bool server_start(struct server *s)
-{
-    pid_t parent = getpid();
-    s->pid = fork();
-    if (s->pid == 0)
-        server_exec(s, parent);
-    if (s->pid < 0)
-        return false;
-    for (uint64_t end = clock_mono_ms() + DEADLINE_MS; clock_mono_ms() < end; pause_briefly()) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            s->pid = 0; /* exited: port taken, or bad arguments (see redis.log) */
-            return false;
-        }
-        if (server_answers(s))
-            return true;
-    }
-    return false;
-}
-
-static void server_stop(struct server *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    uint64_t end = clock_mono_ms() + DEADLINE_MS;
-    while (waitpid(s->pid, NULL, WNOHANG) == 0) {
-        if (clock_mono_ms() > end) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            break;
-        }
-        pause_briefly();
-    }
-    s->pid = 0;
-}
-
-static void server_remove_dir(struct server *s)
-{
-    DIR *d = s->dir[0] ? opendir(s->dir) : NULL;
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char path[512];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(s->dir);
-    s->dir[0] = '\0';
-}
-
-static void stop_all_servers(void)
-{
-    for (int i = 0; i < SRV_COUNT; i++) {
-        server_stop(&servers[i]);
-        server_remove_dir(&servers[i]);
-    }
-}
 
 static int group_setup(void **state)
 {
     (void)state;
+    static const char *const debug[] = {"--enable-debug-command", "yes", NULL};
     signal(SIGPIPE, SIG_IGN); /* evloop_redis.h: programs must ignore SIGPIPE */
-    atexit(stop_all_servers);
     log_setup("test_ratelimit_redis", LOG_ERROR + 1, 2); /* expected failures stay quiet */
     for (int i = 0; i < SRV_COUNT; i++) {
-        server_prepare(&servers[i]);
-        if (!server_start(&servers[i]))
+        servers[i].args = debug;
+        if (redis_fixture_start(&servers[i]) != SL_OK)
             return -1;
     }
-    return 0;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    stop_all_servers();
     return 0;
 }
 
 /* --- helpers ------------------------------------------------------------------------ */
 
 /* A synchronous connection for looking at what the scripts left in Redis. */
-static redisReply *sync_command(const struct server *s, const char *fmt, ...)
+static redisReply *sync_command(const struct redis_fixture *s, const char *fmt, ...)
 {
     struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
     redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
@@ -210,7 +68,7 @@ static redisReply *sync_command(const struct server *s, const char *fmt, ...)
     return r;
 }
 
-static long long sync_integer(const struct server *s, const char *fmt, const char *arg)
+static long long sync_integer(const struct redis_fixture *s, const char *fmt, const char *arg)
 {
     redisReply *r = sync_command(s, fmt, arg);
     assert_int_equal(r->type, REDIS_REPLY_INTEGER);
@@ -219,7 +77,7 @@ static long long sync_integer(const struct server *s, const char *fmt, const cha
     return v;
 }
 
-static void sync_ok(const struct server *s, const char *cmd)
+static void sync_ok(const struct redis_fixture *s, const char *cmd)
 {
     redisReply *r = sync_command(s, cmd);
     assert_int_not_equal(r->type, REDIS_REPLY_ERROR);
@@ -260,7 +118,7 @@ struct agent {
     struct rl_redis *rr;
 };
 
-static void agent_open(struct agent *a, struct evloop *loop, const struct server *s,
+static void agent_open(struct agent *a, struct evloop *loop, const struct redis_fixture *s,
                        const struct rl_redis_opts *opts, unsigned command_timeout_ms)
 {
     char url[64], err[128] = "";
@@ -911,7 +769,7 @@ static void test_lease_ops_per_request(void **state)
 static void test_redis_stopped_mid_run(void **state)
 {
     (void)state;
-    struct server *s = &servers[SRV_RESTART];
+    struct redis_fixture *s = &servers[SRV_RESTART];
     struct evloop *loop = evloop_new();
     struct agent a;
     agent_open(&a, loop, s, NULL, 1000);
@@ -921,7 +779,7 @@ static void test_redis_stopped_mid_run(void **state)
     for (int i = 0; i < 5; i++)
         assert_int_equal(decide_wait(loop, a.rr, &exact, "k", 1, 1, &d), SL_OK);
     assert_int_equal(decide_wait(loop, a.rr, &lease, "k", 1, 1, &d), SL_OK); /* 9 units left */
-    server_stop(s);
+    redis_fixture_stop(s);
     uint64_t start = clock_mono_ms();
     for (int i = 0; i < 20; i++) {
         uint64_t t = clock_mono_ms();
@@ -940,7 +798,7 @@ static void test_redis_stopped_mid_run(void **state)
     assert_int_equal(st.errors_connect, 21);
     assert_int_equal(st.errors_timeout + st.errors_script, 0);
     /* Restarted: decisions come back once the back-off lets evredis dial again. */
-    assert_true(server_start(s));
+    assert_int_equal(redis_fixture_start(s), SL_OK);
     uint64_t end = clock_mono_ms() + DEADLINE_MS + EVREDIS_BACKOFF_MAX_MS;
     int rc;
     while ((rc = decide_wait(loop, a.rr, &exact, "k", 1, 1, &d)) != SL_OK) {
@@ -1219,5 +1077,5 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_forget_and_eviction),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, redis_fixture_teardown);
 }

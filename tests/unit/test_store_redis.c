@@ -1,7 +1,7 @@
 /*
- * Tests for shared/store_redis against real redis-server processes that this file
- * starts on free loopback ports (and a unix socket) in temporary folders, and always
- * stops by PID: in the group teardown and, should a test abort, from atexit.
+ * Tests for shared/store_redis against real redis-server processes (redis_fixture.h) on
+ * free loopback ports and unix sockets, always stopped by PID: in the group teardown and,
+ * should a test abort, from atexit.
  * Every wait is a poll with a deadline (DEADLINE_MS); nothing sleeps a fixed time.
  */
 #include <setjmp.h>
@@ -12,38 +12,27 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "err.h"
 #include "log.h"
+#include "redis_fixture.h"
 #include "store_redis.h"
 
 #define DEADLINE_MS      5000
 #define POLL_INTERVAL_NS (10 * 1000 * 1000)
 #define AUTH_PASSWORD    "s@cret:pw"
 
-struct server {
-    pid_t pid; /* 0 when not running */
-    uint16_t port;
-    char dir[64]; /* mkdtemp folder: --dir, log, unix socket */
-    char sock[128];
-    const char *password; /* --requirepass, or NULL */
-};
-
 enum { SRV_MAIN, SRV_LAZY, SRV_AUTH, SRV_COUNT };
-static struct server servers[SRV_COUNT];
+static struct redis_fixture servers[SRV_COUNT];
 
 /* --- harness ------------------------------------------------------------------------ */
 
@@ -53,149 +42,16 @@ static void pause_briefly(void)
     nanosleep(&ts, NULL);
 }
 
-/* A loopback port nobody listens on right now: bind port 0, read it back, close. */
-static uint16_t free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    assert_true(fd >= 0);
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static void server_prepare(struct server *s, const char *password)
-{
-    if (s->dir[0] == '\0') {
-        strcpy(s->dir, "/tmp/sluice-redis-XXXXXX");
-        assert_non_null(mkdtemp(s->dir));
-        snprintf(s->sock, sizeof(s->sock), "%s/redis.sock", s->dir);
-    }
-    s->port = free_port();
-    s->password = password;
-}
-
-static void server_exec(const struct server *s, pid_t parent)
-{
-    /* Should the test process die without running atexit (a sanitizer abort, SIGKILL),
-     * the kernel stops the server too. */
-    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
-        _exit(126);
-    char port[8], logfile[128];
-    snprintf(port, sizeof(port), "%u", s->port);
-    snprintf(logfile, sizeof(logfile), "%s/redis.log", s->dir);
-    const char *requirepass = s->password ? "--requirepass" : NULL;
-    /* one option and its value per pair, not one word per line */
-    /* clang-format off */
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "",
-                          "--appendonly", "no", "--dir", s->dir, "--unixsocket", s->sock,
-                          "--unixsocketperm", "700", "--logfile", logfile, requirepass,
-                          s->password, NULL};
-    /* clang-format on */
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execvp(argv[0], (char *const *)argv);
-    _exit(127);
-}
-
-/* Up when it answers anything to PING (PONG, or NOAUTH when it has a password). */
-static bool server_answers(const struct server *s)
-{
-    struct timeval tv = {.tv_sec = 0, .tv_usec = 200 * 1000};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
-    bool up = false;
-    if (c && !c->err) {
-        redisReply *r = redisCommand(c, "PING");
-        up = r != NULL;
-        freeReplyObject(r);
-    }
-    redisFree(c);
-    return up;
-}
-
-static bool server_start(struct server *s)
-{
-    pid_t parent = getpid();
-    s->pid = fork();
-    if (s->pid == 0)
-        server_exec(s, parent);
-    if (s->pid < 0)
-        return false;
-    for (uint64_t end = clock_mono_ms() + DEADLINE_MS; clock_mono_ms() < end; pause_briefly()) {
-        if (waitpid(s->pid, NULL, WNOHANG) == s->pid) {
-            s->pid = 0; /* exited: port taken, or bad arguments (see redis.log) */
-            return false;
-        }
-        if (server_answers(s))
-            return true;
-    }
-    return false;
-}
-
-static void server_stop(struct server *s)
-{
-    if (s->pid <= 0)
-        return;
-    kill(s->pid, SIGTERM);
-    uint64_t end = clock_mono_ms() + DEADLINE_MS;
-    while (waitpid(s->pid, NULL, WNOHANG) == 0) {
-        if (clock_mono_ms() > end) {
-            kill(s->pid, SIGKILL);
-            waitpid(s->pid, NULL, 0);
-            break;
-        }
-        pause_briefly();
-    }
-    s->pid = 0;
-}
-
-static void server_remove_dir(struct server *s)
-{
-    DIR *d = s->dir[0] ? opendir(s->dir) : NULL;
-    if (!d)
-        return;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char path[512];
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(path, sizeof(path), "%s/%s", s->dir, e->d_name);
-        unlink(path);
-    }
-    closedir(d);
-    rmdir(s->dir);
-    s->dir[0] = '\0';
-}
-
-static void stop_all_servers(void)
-{
-    for (int i = 0; i < SRV_COUNT; i++) {
-        server_stop(&servers[i]);
-        server_remove_dir(&servers[i]);
-    }
-}
-
 static int group_setup(void **state)
 {
     (void)state;
     signal(SIGPIPE, SIG_IGN); /* store_redis.h: programs must ignore SIGPIPE */
-    atexit(stop_all_servers);
-    server_prepare(&servers[SRV_MAIN], NULL);
-    return server_start(&servers[SRV_MAIN]) ? 0 : -1;
-}
-
-static int group_teardown(void **state)
-{
-    (void)state;
-    stop_all_servers();
-    return 0;
+    return redis_fixture_start(&servers[SRV_MAIN]) == SL_OK ? 0 : -1;
 }
 
 /* --- helpers ------------------------------------------------------------------------ */
 
-static struct redis_pool *pool_at(const struct server *s, const char *suffix,
+static struct redis_pool *pool_at(const struct redis_fixture *s, const char *suffix,
                                   const struct redis_opts *opts)
 {
     char url[256], err[128] = "";
@@ -293,9 +149,9 @@ static void test_pool_new_rejects_bad_urls(void **state)
 static void test_lazy_connect_and_outage_log(void **state)
 {
     (void)state;
-    struct server *s = &servers[SRV_LAZY];
+    struct redis_fixture *s = &servers[SRV_LAZY];
     char log[8192];
-    server_prepare(s, NULL);
+    assert_int_equal(redis_fixture_init(s, 0), SL_OK);
     char url[128];
     snprintf(url, sizeof(url), "redis://:hunter2@127.0.0.1:%u/0", s->port);
     struct redis_pool *p = redis_pool_new(url, NULL, NULL);
@@ -316,7 +172,7 @@ static void test_lazy_connect_and_outage_log(void **state)
     assert_null(strstr(log, "hunter2"));
 
     s->password = "hunter2";
-    assert_true(server_start(s));
+    assert_int_equal(redis_fixture_start(s), SL_OK);
     redisContext *c = redis_pool_get(p);
     assert_non_null(c);
     redis_pool_put(p, c);
@@ -325,7 +181,7 @@ static void test_lazy_connect_and_outage_log(void **state)
     assert_non_null(strstr(log, "\"msg\":\"redis reachable again\""));
     log_capture_stop(fd);
     redis_pool_free(p);
-    server_stop(s);
+    redis_fixture_stop(s);
 }
 
 static void test_command_replies(void **state)
@@ -464,7 +320,7 @@ static void test_error_context_dropped(void **state)
 static void test_db_select_and_unix_socket(void **state)
 {
     (void)state;
-    const struct server *s = &servers[SRV_MAIN];
+    const struct redis_fixture *s = &servers[SRV_MAIN];
     struct redis_pool *db3 = pool_at(s, "/3", NULL);
     struct redis_pool *db0 = pool_at(s, "", NULL);
     char url[256];
@@ -496,17 +352,17 @@ static void test_db_select_and_unix_socket(void **state)
 
 /* The password-protected instance, started by the first test that needs it and stopped
  * by the group teardown. */
-static struct server *auth_server(void)
+static struct redis_fixture *auth_server(void)
 {
-    struct server *s = &servers[SRV_AUTH];
+    struct redis_fixture *s = &servers[SRV_AUTH];
     if (s->pid == 0) {
-        server_prepare(s, AUTH_PASSWORD);
-        assert_true(server_start(s));
+        s->password = AUTH_PASSWORD;
+        assert_int_equal(redis_fixture_start(s), SL_OK);
     }
     return s;
 }
 
-static struct redis_pool *pool_with_password(const struct server *s, const char *userinfo,
+static struct redis_pool *pool_with_password(const struct redis_fixture *s, const char *userinfo,
                                              const char *suffix)
 {
     char url[256];
@@ -519,7 +375,7 @@ static struct redis_pool *pool_with_password(const struct server *s, const char 
 static void test_password_via_url(void **state)
 {
     (void)state;
-    const struct server *s = auth_server();
+    const struct redis_fixture *s = auth_server();
     struct redis_pool *encoded = pool_with_password(s, ":s%40cret%3Apw", "/1");
     struct redis_pool *raw = pool_with_password(s, ":" AUTH_PASSWORD, "");
     struct redis_pool *wrong = pool_with_password(s, ":wrong", "");
@@ -554,7 +410,7 @@ static void test_password_via_url(void **state)
 static void test_acl_user_via_url(void **state)
 {
     (void)state;
-    const struct server *s = auth_server();
+    const struct redis_fixture *s = auth_server();
     struct redis_pool *admin = pool_with_password(s, ":" AUTH_PASSWORD, "");
     redisReply *r = redis_pool_command(admin, "ACL SETUSER alice on >alicepw ~* +@all");
     assert_string_equal(r->str, "OK");
@@ -755,7 +611,7 @@ static void test_ping_across_restart(void **state)
 {
     (void)state;
     static struct redis_script one = REDIS_SCRIPT_INIT("return 1");
-    struct server *s = &servers[SRV_MAIN];
+    struct redis_fixture *s = &servers[SRV_MAIN];
     struct redis_pool *p = pool_at(s, "", NULL);
     redisContext *a = redis_pool_get(p), *b = redis_pool_get(p);
     redis_pool_put(p, a);
@@ -767,12 +623,12 @@ static void test_ping_across_restart(void **state)
     uint64_t fallbacks = atomic_load(&one.noscript_fallbacks);
 
     int fd = log_capture_start();
-    server_stop(s);
+    redis_fixture_stop(s);
     uint64_t t0 = clock_mono_ms();
     assert_false(redis_pool_ping(p));
     assert_false(redis_pool_ping(p));
     assert_true(clock_mono_ms() - t0 < 500);
-    assert_true(server_start(s));
+    assert_int_equal(redis_fixture_start(s), SL_OK);
     assert_true(redis_pool_ping(p));
     log_capture_stop(fd);
 
@@ -801,7 +657,7 @@ static int listen_loopback(int backlog, uint16_t *port)
 static void test_command_timeout(void **state)
 {
     (void)state;
-    struct server mute = {0};
+    struct redis_fixture mute = {0};
     int lfd = listen_loopback(8, &mute.port);
     struct redis_opts opts = {.command_timeout_ms = 200};
     struct redis_pool *p = pool_at(&mute, "", &opts);
@@ -823,7 +679,7 @@ static void test_command_timeout(void **state)
 static void test_connect_timeout(void **state)
 {
     (void)state;
-    struct server full = {0};
+    struct redis_fixture full = {0};
     int lfd = listen_loopback(0, &full.port);
     int fillers[3];
     struct sockaddr_in a = {.sin_family = AF_INET,
@@ -870,5 +726,5 @@ int main(void)
         cmocka_unit_test(test_connect_timeout),
         cmocka_unit_test(test_ping_across_restart),
     };
-    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+    return cmocka_run_group_tests(tests, group_setup, redis_fixture_teardown);
 }
