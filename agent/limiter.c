@@ -60,8 +60,11 @@ static size_t policy_key(const struct conn *c, const struct policy *p, char out[
 {
     const char *buf = c->in.data + c->in.off;
     switch (p->key) {
-    case POLICY_KEY_IP:
-        return (size_t)snprintf(out, KEY_MAX, "%s", c->peer_ip);
+    case POLICY_KEY_IP: {
+        size_t n = strnlen(c->peer_ip, sizeof(c->peer_ip) - 1);
+        memcpy(out, c->peer_ip, n + 1);
+        return n;
+    }
     case POLICY_KEY_ROUTE:
         return (size_t)snprintf(out, KEY_MAX, "%s", routes_name(c->wc->agent->routes, c->route));
     case POLICY_KEY_GLOBAL:
@@ -301,32 +304,79 @@ bool limits_verdict(struct conn *c)
     return false;
 }
 
-/* RFC 9651 sf-string: the policy names are tokens already (policy.c checks them). */
+/* A small append-only text builder: the headers are written on every covered response,
+ * so no printf here (measured: snprintf made the limiter cost ~5 % of a proxied request). */
+struct hdr {
+    char buf[1024];
+    size_t n;
+    bool full;
+};
+
+static void hdr_str(struct hdr *h, const char *s, size_t len)
+{
+    if (h->full || len > sizeof(h->buf) - h->n) {
+        h->full = true;
+        return;
+    }
+    memcpy(h->buf + h->n, s, len);
+    h->n += len;
+}
+
+static void hdr_u64(struct hdr *h, uint64_t v)
+{
+    char tmp[20];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    hdr_str(h, tmp + i, sizeof(tmp) - i);
+}
+
+/* One list member: "name";K1=V1;K2=V2 (RFC 9651 sf-string: names are tokens, policy.c). */
+static void hdr_member(struct hdr *h, bool first, const char *name, const char *k1,
+                       uint64_t v1, const char *k2, uint64_t v2)
+{
+    if (!first)
+        hdr_str(h, ", ", 2);
+    hdr_str(h, "\"", 1);
+    hdr_str(h, name, strlen(name));
+    hdr_str(h, "\";", 2);
+    hdr_str(h, k1, 2);
+    hdr_u64(h, v1);
+    hdr_str(h, ";", 1);
+    hdr_str(h, k2, 2);
+    hdr_u64(h, v2);
+}
+
 bool limits_headers(const struct conn *c, struct iobuf *out)
 {
     if (c->nlv == 0)
         return true;
-    char pol[512] = "", rem[512] = "";
-    size_t np = 0, nr = 0;
+    struct hdr h = {.n = 0};
     const struct limit_verdict *tight = NULL;
-    for (unsigned i = 0; i < c->nlv; i++) {
-        const struct limit_verdict *v = &c->lv[i];
-        if (!v->decided)
-            continue;
-        np += (size_t)snprintf(pol + np, sizeof(pol) - np, "%s\"%s\";q=%llu;w=%llu",
-                               np ? ", " : "", v->p->name, (unsigned long long)v->d.limit,
-                               (unsigned long long)ceil_s(v->p->params.window_ms));
-        nr += (size_t)snprintf(rem + nr, sizeof(rem) - nr, "%s\"%s\";r=%llu;t=%llu",
-                               nr ? ", " : "", v->p->name, (unsigned long long)v->d.remaining,
-                               (unsigned long long)ceil_s(v->d.reset_ms));
-        if (np >= sizeof(pol) || nr >= sizeof(rem))
-            return true; /* a name list this long is not worth a broken header */
-        if (!tight || v->d.remaining < tight->d.remaining)
-            tight = v;
+    for (int line = 0; line < 2; line++) {
+        hdr_str(&h, line ? "RateLimit: " : "RateLimit-Policy: ", line ? 11 : 18);
+        bool first = true;
+        for (unsigned i = 0; i < c->nlv; i++) {
+            const struct limit_verdict *v = &c->lv[i];
+            if (!v->decided)
+                continue;
+            if (line == 0)
+                hdr_member(&h, first, v->p->name, "q=", v->d.limit, "w=",
+                           ceil_s(v->p->params.window_ms));
+            else
+                hdr_member(&h, first, v->p->name, "r=", v->d.remaining, "t=",
+                           ceil_s(v->d.reset_ms));
+            first = false;
+            if (!tight || v->d.remaining < tight->d.remaining)
+                tight = v;
+        }
+        hdr_str(&h, "\r\n", 2);
     }
-    if (!tight)
-        return true;
-    bool ok = iobuf_printf(out, "RateLimit-Policy: %s\r\nRateLimit: %s\r\n", pol, rem);
+    if (!tight || h.full)
+        return true; /* nothing decided, or a list too long to be worth a broken header */
+    bool ok = iobuf_append(out, h.buf, h.n);
     if (ok && c->wc->agent->legacy_ratelimit_headers)
         ok = iobuf_printf(out, "X-RateLimit-Limit: %llu\r\nX-RateLimit-Remaining: %llu\r\n"
                                "X-RateLimit-Reset: %llu\r\n",

@@ -62,7 +62,7 @@ static bool iobuf_reserve(struct iobuf *b, size_t n)
     return true;
 }
 
-static bool iobuf_append(struct iobuf *b, const void *p, size_t n)
+bool iobuf_append(struct iobuf *b, const void *p, size_t n)
 {
     if (!iobuf_reserve(b, n))
         return false;

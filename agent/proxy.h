@@ -141,6 +141,7 @@ struct worker_core {
 };
 
 bool iobuf_printf(struct iobuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool iobuf_append(struct iobuf *b, const void *p, size_t n);
 
 /* limiter.c calls back into proxy.c when a Redis decision completed the set. */
 void proxy_limits_done(struct conn *c);

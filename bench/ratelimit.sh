@@ -8,6 +8,7 @@
 #      static nginx upstream; the policy admits everything, so only its cost shows).
 #
 #   bench/ratelimit.sh [BINDIR]        (make bench)
+#   BENCH_ONLY=3                       run one section (1, 2 or 3)
 # Prints ratios; asserts nothing.
 set -euo pipefail
 bindir=${1:-build/bin}
@@ -16,14 +17,20 @@ objdir=build/release
 make --no-print-directory "$objdir/libshared.a" >/dev/null
 . bench/lib.sh
 
+only=${BENCH_ONLY:-}
+if [ -z "$only" ] || [ "$only" = 1 ]; then
 echo "== 1. local store (bench/ratelimit_local.c)"
 gcc -std=c11 -D_GNU_SOURCE -O2 -Ishared bench/ratelimit_local.c "$objdir/libshared.a" \
 	$(pkg-config --libs libcrypto jansson) -lpthread -o "$BENCH_TMP/ratelimit_local"
 "$BENCH_TMP/ratelimit_local" "${BENCH_LOCAL_N:-5000000}"
 
+fi
+if [ -z "$only" ] || [ "$only" = 2 ]; then
 echo
 echo "== 2. Redis store (bench/ratelimit_redis.sh)"
 bench/ratelimit_redis.sh "$objdir"
+fi
+[ -z "$only" ] || [ "$only" = 3 ] || exit 0
 
 echo
 echo "== 3. agent CPU per request, local limit on vs off"
