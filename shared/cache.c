@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "hashring.h"
 #include "rng.h"
 
 #define NONE               UINT32_MAX
@@ -164,44 +165,11 @@ static void count(struct stripe *s, enum counter k)
     atomic_store_explicit(&s->n[k], v + 1, memory_order_relaxed);
 }
 
-/* ---- hashing (the seeded mix of ratelimit.c's local store) ---------------------------- */
+/* ---- hashing: seeded (hashring.h), so clients cannot aim keys at one stripe or chain -- */
 
-static inline uint64_t rotl64(uint64_t x, int r)
-{
-    return x << r | x >> (64 - r);
-}
-
-static inline uint64_t mix_word(uint64_t h, uint64_t w)
-{
-    h ^= rotl64(w * 0xC2B2AE3D27D4EB4FULL, 31) * 0x9E3779B185EBCA87ULL;
-    return rotl64(h, 27) * 0x9E3779B185EBCA87ULL + 0x85EBCA77C2B2AE63ULL;
-}
-
-/* Seeded per cache (xxHash64 rounds, murmur3 fmix64): clients cannot aim keys at one
- * stripe or one chain without knowing the seed. Not a MAC. */
 static uint64_t key_hash(uint64_t seed, const unsigned char *b, size_t n)
 {
-    uint64_t w, h = mix_word(seed, (uint64_t)n);
-    if (n >= 8) {
-        for (; n > 8; b += 8, n -= 8) {
-            memcpy(&w, b, 8);
-            h = mix_word(h, w);
-        }
-        memcpy(&w, b + n - 8, 8);
-        h = mix_word(h, w);
-    } else if (n >= 4) {
-        uint32_t lo, hi;
-        memcpy(&hi, b, 4);
-        memcpy(&lo, b + n - 4, 4);
-        h = mix_word(h, (uint64_t)hi << 32 | lo);
-    } else if (n) {
-        h = mix_word(h, (uint64_t)b[0] << 16 | (uint64_t)b[n / 2] << 8 | b[n - 1]);
-    }
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdULL;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ULL;
-    return h ^ (h >> 33);
+    return hash64_seeded(seed, b, n);
 }
 
 static struct stripe *stripe_of(struct cache *c, uint64_t hash)

@@ -165,3 +165,40 @@ size_t hashring_size(const struct hashring *r)
 {
     return r->nnodes;
 }
+
+static inline uint64_t rotl64(uint64_t x, int r)
+{
+    return x << r | x >> (64 - r);
+}
+
+static inline uint64_t mix_word(uint64_t h, uint64_t w)
+{
+    h ^= rotl64(w * 0xC2B2AE3D27D4EB4FULL, 31) * 0x9E3779B185EBCA87ULL;
+    return rotl64(h, 27) * 0x9E3779B185EBCA87ULL + 0x85EBCA77C2B2AE63ULL;
+}
+
+uint64_t hash64_seeded(uint64_t seed, const void *data, size_t n)
+{
+    const unsigned char *b = data;
+    uint64_t w, h = mix_word(seed, (uint64_t)n);
+    if (n >= 8) { /* whole words, then the last 8 bytes (overlapping: the length is mixed in) */
+        for (; n > 8; b += 8, n -= 8) {
+            memcpy(&w, b, 8);
+            h = mix_word(h, w);
+        }
+        memcpy(&w, b + n - 8, 8);
+        h = mix_word(h, w);
+    } else if (n >= 4) {
+        uint32_t lo, hi;
+        memcpy(&hi, b, 4);
+        memcpy(&lo, b + n - 4, 4);
+        h = mix_word(h, (uint64_t)hi << 32 | lo);
+    } else if (n) {
+        h = mix_word(h, (uint64_t)b[0] << 16 | (uint64_t)b[n / 2] << 8 | b[n - 1]);
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    return h ^ (h >> 33);
+}

@@ -33,6 +33,10 @@ struct hashring;
 
 /* Stable 64-bit hash of len bytes; not cryptographic (an attacker can aim keys). */
 uint64_t hash64(const void *data, size_t len);
+/* A seeded hash for in-memory tables that clients fill (xxHash64-style rounds, murmur3
+ * fmix64 finalizer): without the seed, keys cannot be aimed at one bucket. Not stable
+ * across seeds, not a MAC. The length is mixed into the seed. */
+uint64_t hash64_seeded(uint64_t seed, const void *data, size_t len);
 
 /* NULL when out of memory or vnodes_per_node is 0 or above HASHRING_MAX_VNODES. */
 struct hashring *hashring_new(unsigned vnodes_per_node);
