@@ -21,29 +21,26 @@ import threading
 import time
 from pathlib import Path
 
+import agent_fixture
 import harness
+from agent_fixture import BIN, retry_exec, run_agent
 from harness import (
     LOOPBACK,
     Program,
     RedisServer,
-    bin_path,
     free_port,
     http,
     http_keepalive,
-    run_program,
     wait_until,
 )
 from upstream import Upstream, chunked_body_parts, pattern_bytes
 
 TEST_TIMEOUT_S = 30
-BIN = "sluice-agent"
 TOKEN = "it-admin-token-" + os.urandom(6).hex()
 RUN = os.urandom(3).hex()
 PROBLEM_CT = "application/problem+json"
 UPSTREAM_PY = Path(__file__).resolve().parent / "upstream.py"
 HEADER_TIMEOUT_MS = 300
-
-_agent_seq = [0]
 
 
 class S:  # module state, filled by setup_module
@@ -247,98 +244,14 @@ def parse_traceparent(v):
 # --- helpers: agents --------------------------------------------------------------------
 
 
-def wait_binary(name, timeout_s=30):
-    # the build may be rewriting the binary: missing or not executable for a moment
-    wait_until(lambda: bin_path(name).exists() and os.access(bin_path(name), os.X_OK), timeout_s,
-               f"{bin_path(name)} to exist")
+class Agent(agent_fixture.Agent):
+    """A sluice-agent on free loopback ports (agent_fixture.Agent): `with Agent(...).start()
+    as a:` stops it on the way out and, when the block ended cleanly, asserts exit code 0."""
 
-
-def _retry_exec(fn, what, timeout_s=30):
-    """fn() starting a binary, retried while the build rewrites it (ENOENT, EACCES, ETXTBSY)."""
-    def attempt():
-        wait_binary(BIN, timeout_s)
-        return fn() or True
-    return wait_until(attempt, timeout_s, what, interval_s=0.1,
-                      ignore=(FileNotFoundError, PermissionError, OSError))
-
-
-def run_agent(args, timeout_s=10):
-    return _retry_exec(lambda: run_program(BIN, args, timeout_s=timeout_s), f"{BIN} {args[:2]}")
-
-
-class Agent:
-    """A sluice-agent on free loopback ports. `with Agent(...).start() as a:` stops it on
-    the way out and, when the block ended cleanly, asserts exit code 0."""
-
-    def __init__(self, upstream_port, *extra, redis=None, token=TOKEN, workers=2, agent_id=None,
-                 label=None, env=None):
-        _agent_seq[0] += 1
-        self.port = free_port()
-        self.admin_port = free_port()
-        self.id = agent_id or f"it-{RUN}-{_agent_seq[0]}"
-        args = ["--listen", f"{LOOPBACK}:{self.port}", "--admin", f"{LOOPBACK}:{self.admin_port}",
-                "--upstream", f"{LOOPBACK}:{upstream_port}", "--workers", str(workers),
-                "--id", self.id]
-        if token:
-            args += ["--admin-token", token]
-        if redis is not None:
-            args += ["--redis", redis.url]
-        args += [str(a) for a in extra]
-        self.prog = Program(BIN, args, env=env, port=self.admin_port,
-                            label=label or f"agent-{_agent_seq[0]}")
-
-    def start(self, timeout_s=10):
-        _retry_exec(self.prog.start, f"start {self.prog.label}")
-        try:
-            self.prog.wait_http_ready("/healthz", timeout_s=timeout_s)
-
-            def accepting():
-                with socket.create_connection((LOOPBACK, self.port), timeout=1):
-                    return True
-
-            wait_until(accepting, timeout_s, f"{self.prog.label} proxy port {self.port}")
-        except BaseException:
-            self.prog.stop()
-            raise
-        return self
-
-    @property
-    def pid(self):
-        return self.prog.pid
-
-    def url(self, path):
-        return f"http://{LOOPBACK}:{self.port}{path}"
-
-    def admin_url(self, path):
-        return f"http://{LOOPBACK}:{self.admin_port}{path}"
-
-    def get(self, path, headers=None, timeout_s=10.0):
-        return http("GET", self.url(path), headers, timeout_s=timeout_s)
-
-    def admin(self, method, path, body=None, token=True, headers=None):
-        h = dict(headers or {})
-        if token is True:
-            h["Authorization"] = f"Bearer {TOKEN}"
-        elif token:
-            h["Authorization"] = token
-        return http(method, self.admin_url(path), h, body)
-
-    def stats(self):
-        r = self.admin("GET", "/v1/stats", token=None)
-        assert r.status == 200, f"/v1/stats: {r.status} {r.body[:300]!r}"
-        return r.json()
-
-    def stop_ok(self):
-        rc = self.prog.stop()
-        assert rc == 0, (f"{self.prog.label} exited with {rc} on SIGTERM (expected 0)"
-                         + (" after SIGKILL" if self.prog.killed else "")
-                         + f":\n{self.prog.stderr_tail()}")
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        return self.prog.__exit__(exc_type, exc, tb)
+    token = TOKEN
+    id_prefix = "it"
+    run = RUN
+    label_prefix = "agent"
 
 
 def put_faults(agent, faults):
@@ -770,7 +683,7 @@ def test_flags_from_environment_and_flag_wins():
            "SLUICE_ID": f"it-env-{RUN}", "SLUICE_SERVICE": "from-env",
            "SLUICE_ADMIN_TOKEN": TOKEN}
     p = Program(BIN, ["--service", "from-flag"], env=env, port=admin, label="agent-env")
-    _retry_exec(p.start, "start agent-env")
+    retry_exec(p.start, "start agent-env")
     with p:
         p.wait_http_ready("/healthz")
         cfg = http("GET", f"http://{LOOPBACK}:{admin}/v1/config").json()

@@ -13,7 +13,6 @@ Redis store) and chosen so the test cannot straddle a window boundary.
 """
 
 import contextlib
-import http.client as httplib
 import json
 import os
 import re
@@ -21,18 +20,17 @@ import socket
 import threading
 import time
 
+import agent_fixture
 import harness
-from harness import LOOPBACK, Program, RedisServer, bin_path, free_port, http, wait_until
+from agent_fixture import wait_binary
+from harness import LOOPBACK, RedisServer, http_keepalive, wait_until
 from upstream import Upstream
 
 TEST_TIMEOUT_S = 40
-BIN = "sluice-agent"
 TOKEN = "it-rl-token-" + os.urandom(6).hex()
 RUN = os.urandom(3).hex()
 PROBLEM_CT = "application/problem+json"
 CONVERGENCE_S = 1.0  # the issue's contract: every agent runs the new version within 1 s
-
-_seq = [0]
 
 
 class S:  # module state
@@ -40,9 +38,7 @@ class S:  # module state
 
 
 def setup_module():
-    # the build may be rewriting the binary for a moment
-    wait_until(lambda: bin_path(BIN).exists() and os.access(bin_path(BIN), os.X_OK), 30,
-               f"{bin_path(BIN)} to exist")
+    wait_binary()  # the build may be rewriting the binary for a moment
     S.up = Upstream().start()
 
 
@@ -54,86 +50,18 @@ def teardown_module():
 # --- agents ----------------------------------------------------------------------------------
 
 
-class Agent:
-    """A sluice-agent on free loopback ports; `with` stops it by PID and, when the block ended
-    cleanly, asserts exit code 0 on SIGTERM."""
+class Agent(agent_fixture.Agent):
+    """A sluice-agent (agent_fixture.Agent) in front of the module's upstream; `with` stops it
+    by PID and, when the block ended cleanly, asserts exit code 0 on SIGTERM."""
 
-    def __init__(self, *extra, redis=None, workers=2, service=None, label=None):
-        _seq[0] += 1
-        self.port = free_port()
-        self.admin_port = free_port()
-        self.id = f"rl-{RUN}-{_seq[0]}"
-        args = ["--listen", f"{LOOPBACK}:{self.port}", "--admin", f"{LOOPBACK}:{self.admin_port}",
-                "--upstream", f"{LOOPBACK}:{S.up.port}", "--workers", str(workers),
-                "--id", self.id, "--admin-token", TOKEN, "--log-level", "info"]
-        if service:
-            args += ["--service", service]
-        if redis is not None:
-            args += ["--redis", redis.url]
-        args += [str(a) for a in extra]
-        self.prog = Program(BIN, args, port=self.admin_port, label=label or f"rl-agent-{_seq[0]}")
+    token = TOKEN
+    id_prefix = "rl"
+    run = RUN
+    label_prefix = "rl-agent"
+    log_level = "info"
 
-    def start(self, timeout_s=10):
-        def attempt():  # retried while the build rewrites the binary (ENOENT, ETXTBSY)
-            wait_until(lambda: bin_path(BIN).exists(), 30, f"{bin_path(BIN)}")
-            self.prog.start()
-            return True
-
-        wait_until(attempt, 30, f"start {self.prog.label}", interval_s=0.1,
-                   ignore=(FileNotFoundError, PermissionError, OSError))
-        try:
-            self.prog.wait_http_ready("/healthz", timeout_s=timeout_s)
-
-            def accepting():
-                with socket.create_connection((LOOPBACK, self.port), timeout=1):
-                    return True
-
-            wait_until(accepting, timeout_s, f"{self.prog.label} proxy port {self.port}")
-        except BaseException:
-            self.prog.stop()
-            raise
-        return self
-
-    def url(self, path):
-        return f"http://{LOOPBACK}:{self.port}{path}"
-
-    def get(self, path, headers=None, method="GET", source=None):
-        return request(self.port, method, path, headers, source=source)
-
-    def admin(self, method, path, body=None, token=TOKEN):
-        h = {"Authorization": f"Bearer {token}"} if token else {}
-        return http(method, f"http://{LOOPBACK}:{self.admin_port}{path}", h, body)
-
-    def stats(self):
-        r = self.admin("GET", "/v1/stats", token=None)
-        assert r.status == 200, f"{self.prog.label} /v1/stats: {r.status} {r.body[:300]!r}"
-        return r.json()
-
-    def version(self):
-        return self.stats()["policy_version"]
-
-    def policies(self):
-        r = self.admin("GET", "/v1/policies", token=None)
-        assert r.status == 200, f"GET /v1/policies: {r.status} {r.body[:300]!r}"
-        return r.json()
-
-    def counters(self, name):
-        """The limiter's counters of one policy in /v1/stats (without the name)."""
-        for p in self.stats()["limiter"]["policies"]:
-            if p["policy"] == name:
-                return {k: v for k, v in p.items() if k != "policy"}
-        raise AssertionError(f"{self.prog.label}: no counters for policy {name!r} in /v1/stats")
-
-    def metrics(self):
-        r = self.admin("GET", "/metrics", token=None)
-        assert r.status == 200, r
-        return r.text()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        return self.prog.__exit__(exc_type, exc, tb)
+    def __init__(self, *extra, **kw):
+        super().__init__(S.up.port, *extra, **kw)
 
 
 ZERO = {"allowed": 0, "limited": 0, "shadow_limited": 0, "store_errors": 0, "fallback_local": 0,
@@ -153,47 +81,6 @@ def metric(text, family, policy=None):
         if line.startswith(family + label + " "):
             return float(line.split()[-1])
     raise AssertionError(f"no sample {family}{label} in /metrics")
-
-
-# --- HTTP clients -------------------------------------------------------------------------------
-
-
-def _exchange(conn, method, path, headers):
-    conn.request(method, path, headers=dict(headers or {}))
-    r = conn.getresponse()
-    data = r.read()
-    hdrs = {}
-    for k, v in r.getheaders():
-        k = k.lower()
-        hdrs[k] = hdrs[k] + ", " + v if k in hdrs else v
-    return harness.Response(r.status, hdrs, data), r.will_close
-
-
-def request(port, method, path, headers=None, source=None, timeout_s=10.0):
-    """One request on a fresh connection, optionally from another loopback source address
-    (127.0.0.2 ...: a different client ip for the agent)."""
-    conn = httplib.HTTPConnection(LOOPBACK, port, timeout=timeout_s,
-                                  source_address=(source, 0) if source else None)
-    try:
-        return _exchange(conn, method, path, headers)[0]
-    finally:
-        conn.close()
-
-
-class Client:
-    """Keep-alive requests to one agent (reconnects when the agent closes)."""
-
-    def __init__(self, port, timeout_s=10.0):
-        self.conn = httplib.HTTPConnection(LOOPBACK, port, timeout=timeout_s)
-
-    def get(self, path, headers=None, method="GET"):
-        resp, will_close = _exchange(self.conn, method, path, headers)
-        if will_close:
-            self.conn.close()
-        return resp
-
-    def close(self):
-        self.conn.close()
 
 
 # --- RateLimit fields (draft-ietf-httpapi-ratelimit-headers-10) ----------------------------------
@@ -350,7 +237,7 @@ def test_local_override_without_redis_fixed_window_exactly_5_then_429_with_field
         doc = pol("fw", "/echo/fw-" + RUN, algorithm="fixed_window", limit=5, window_ms=w)
         # mutations need the admin token
         for tok in (None, "wrong"):
-            r = a.admin("PUT", "/v1/policies", {"policies": [doc]}, token=tok)
+            r = a.admin("PUT", "/v1/policies", {"policies": [doc]}, token=tok and f"Bearer {tok}")
             assert r.status == 401, f"PUT /v1/policies with token {tok!r}: {r.status}"
         assert a.admin("DELETE", "/v1/policies", token=None).status == 401
         assert a.policies()["policies"] == []
@@ -675,11 +562,11 @@ def test_live_retune_in_redis_while_traffic_flows_every_agent_within_1s_rate_fol
         errors = []
 
         def traffic(i):
-            c = Client(agents[i].port)
+            c = http_keepalive(agents[i].url(""))
             try:
                 while not stop.wait(0.004):  # steady pacing, not waiting for anything
                     t0 = time.monotonic()
-                    r = c.get(prefix + "/x")
+                    r = c.request("GET", prefix + "/x")
                     t1 = time.monotonic()
                     with lock:
                         log.append((i, t0, t1, r.status, rl(r)))
@@ -890,11 +777,11 @@ def _hammer(agents, path, threads_per_agent, n_each):
     go = threading.Event()
 
     def run(port):
-        c = Client(port)
+        c = http_keepalive(f"http://{LOOPBACK}:{port}")
         try:
             go.wait(10)
             for _ in range(n_each):
-                r = c.get(path)
+                r = c.request("GET", path)
                 with lock:
                     out.append(r.status)
         except Exception as e:  # noqa: BLE001
