@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "policy_sync.h"
 #include "ratelimit.h"
+#include "respcache.h"
 #include "routes.h"
 #include "version.h"
 #include "worker.h"
@@ -81,6 +82,7 @@ json_t *admin_stats_json(struct agent *a)
         routes, "faults", "active", (int)fault_set_active(&faults, now), "cache", "enabled",
         0, "spans", "dropped", (json_int_t)dropped, "policy_version", 0);
     json_object_set_new(o, "drain", drain_json(a));
+    json_object_set_new(o, "cache", respcache_stats_json(a));
     struct policy_set *set = agent_policies(a);
     json_object_set_new(o, "policy_version", json_integer(set ? (json_int_t)set->version : 0));
     json_object_set_new(o, "limiter",
@@ -144,6 +146,7 @@ static void h_metrics(struct http_req *req, struct http_resp *resp)
     prom_family(&w, "sluice_agent_weight", PROM_GAUGE, "Load-balancing weight (0-100)");
     prom_sample(&w, NULL, 0, atomic_load(&a->weight));
     limits_prom(&w, a);
+    respcache_prom(&w, a);
     struct policy_set *set = agent_policies(a);
     prom_family(&w, "sluice_policy_version", PROM_GAUGE, "Version of the policy set applied");
     prom_sample(&w, NULL, 0, set ? (double)set->version : 0);
@@ -366,6 +369,34 @@ static void h_policies_delete(struct http_req *req, struct http_resp *resp)
     resp->status = 204;
 }
 
+/* POST /v1/cache/purge {"prefix":"/v1/links/"}: drop every entry whose target starts so. */
+static void h_cache_purge(struct http_req *req, struct http_resp *resp)
+{
+    struct agent *a = req->app;
+    json_t *doc;
+    if (!authorized(req, resp) || !(doc = json_body(req, resp, false)))
+        return;
+    static const char *const fields[] = {"prefix", NULL};
+    struct field_errors fe;
+    field_errors_init(&fe);
+    const char *prefix = NULL;
+    json_reject_unknown(doc, fields, &fe);
+    if (json_field_string(doc, "prefix", true, 1024, &prefix, &fe) && prefix[0] != '/')
+        field_errors_add(&fe, "prefix", "must start with '/'");
+    if (field_errors_any(&fe)) {
+        invalid(req, resp, &fe);
+    } else if (!a->respcache) {
+        http_problem(resp, req, 409, "cache-disabled", "Cache disabled",
+                     "this agent runs without a cache (--cache-bytes 0)", NULL);
+    } else {
+        size_t n = respcache_purge(a, prefix, strlen(prefix));
+        http_resp_json(resp, 200, json_pack("{s:s, s:I}", "prefix", prefix, "purged",
+                                            (json_int_t)n));
+    }
+    field_errors_release(&fe);
+    json_decref(doc);
+}
+
 static const struct http_route admin_routes[] = {
     {"GET", "/healthz", h_healthz},
     {"GET", "/readyz", h_readyz},
@@ -379,6 +410,7 @@ static const struct http_route admin_routes[] = {
     {"PUT", "/v1/faults", h_faults_put},
     {"DELETE", "/v1/faults", h_faults_delete},
     {"GET", "/v1/policies", h_policies_get},
+    {"POST", "/v1/cache/purge", h_cache_purge},
     {"PUT", "/v1/policies", h_policies_put},
     {"DELETE", "/v1/policies", h_policies_delete},
 };

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "policy.h"
 #include "policy_sync.h"
+#include "respcache.h"
 #include "ratelimit.h"
 #include "routes.h"
 #include "version.h"
@@ -270,6 +271,7 @@ static void agent_release(struct agent *a)
     a->policies = NULL;
     rl_local_free(a->rl_local);
     a->rl_local = NULL;
+    respcache_stop(a);
     routes_free(a->routes);
     pthread_mutex_destroy(&a->faults_lock);
 }
@@ -286,6 +288,8 @@ static int agent_run(struct agent *a)
     int rc = configure(a, err);
     if (!rc)
         rc = start_limits(a, err);
+    if (!rc)
+        rc = respcache_start(a, err);
     if (!rc)
         rc = start_workers(a, err);
     if (!rc)
@@ -322,7 +326,8 @@ int agent_main(int argc, char **argv)
         .weight = 100, .max_conns = 10000, .max_header_bytes = 16384, .max_body_bytes = 0,
         .header_timeout_ms = 10000, .idle_timeout_ms = 60000, .connect_timeout_ms = 2000,
         .upstream_timeout_ms = 30000, .drain_timeout_s = 30, .trace_slow_ms = 500,
-        .cache_policy = "lru", .ratelimit_max_keys = 100000,
+        .cache_policy = "s3fifo", .ratelimit_max_keys = 100000,
+        .cache_max_entry_bytes = 1048576,
     };
     const struct flag table[] = {
         {"role", FLAG_STRING, &c->role, "sidecar", "the agent's role (sidecar)", 0, 0, NULL},
@@ -367,8 +372,12 @@ int agent_main(int argc, char **argv)
          "upstream answer deadline, then 504 (30000)", 1, 3600000, NULL},
         {"drain-timeout-s", FLAG_UINT, &c->drain_timeout_s, "S",
          "on SIGTERM, wait this long for in-flight requests (30)", 0, 3600, NULL},
-        {"cache-bytes", FLAG_UINT, &c->cache_bytes, "N", "response cache (not built yet: 0)", 0,
-         0, NULL},
+        {"cache-bytes", FLAG_UINT, &c->cache_bytes, "N",
+         "response cache budget in bytes (0: off)", 0, (unsigned long)1 << 40, NULL},
+        {"cache-policy", FLAG_STRING, &c->cache_policy, "NAME",
+         "eviction: lru, lfu, ttl or s3fifo (s3fifo)", 0, 0, NULL},
+        {"cache-max-entry-bytes", FLAG_UINT, &c->cache_max_entry_bytes, "N",
+         "largest response cached (1048576)", 1024, (unsigned long)1 << 32, NULL},
         {"log-level", FLAG_STRING, &c->log_level, "LEVEL", "debug, info, warn or error (info)", 0,
          0, NULL},
         {"access-log", FLAG_BOOL, &c->access_log, NULL, "one JSON line per request", 0, 0, NULL},

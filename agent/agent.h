@@ -63,6 +63,7 @@ struct agent_config {
     unsigned long trace_slow_ms;        /* slower requests are always traced */
     unsigned long cache_bytes;          /* issue 5; 0 = off */
     unsigned long ratelimit_max_keys;   /* local limiter state bound */
+    unsigned long cache_max_entry_bytes; /* largest response stored */
     const char *cache_policy;
     bool access_log;
 };
@@ -73,6 +74,7 @@ struct policy_set;
 struct policy_sync;
 struct rl_local;
 struct redis_pool;
+struct respcache;
 struct http_server;
 struct route_table;
 
@@ -106,6 +108,7 @@ struct agent {
     struct policy_sync *policy_sync;
     struct rl_local *rl_local;   /* local limiter state, shared by the workers */
     struct policy_stats policy_stats;
+    struct respcache *respcache; /* NULL when --cache-bytes is 0 */
     atomic_uint live_agents;     /* agents of this service in the registry (≥ 1) */
     bool legacy_ratelimit_headers;
     /* Called on the control thread every tick (policy sync); pool NULL without Redis. */

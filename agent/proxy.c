@@ -13,6 +13,7 @@
 #include "http.h"
 #include "log.h"
 #include "rng.h"
+#include "respcache.h"
 #include "routes.h"
 
 static void conn_on_io(struct evloop *loop, int fd, unsigned events, void *arg);
@@ -143,6 +144,8 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     wc->nconns--;
     limits_abandon(c);
+    respcache_abandon(c);
+    free(c->rc_key);
     policy_set_unref(c->pset);
     iobuf_free(&c->in);
     iobuf_free(&c->out);
@@ -273,6 +276,20 @@ void proxy_answer(struct conn *c, int status, const char *slug, const char *titl
                   const char *detail, bool close)
 {
     conn_answer(c, status, slug, title, detail, close);
+}
+
+void proxy_answered(struct conn *c, int status)
+{
+    c->req_body_done = c->req.msg.body == HTTP1_BODY_NONE;
+    c->close_after |= !c->req_body_done;
+    if (!c->head_consumed) {
+        c->in.off += c->req.msg.head_bytes;
+        c->head_consumed = true;
+    }
+    c->status = status;
+    c->resp_started = true;
+    request_finish(c);
+    conn_response_done(c);
 }
 
 static void conn_answer(struct conn *c, int status, const char *slug, const char *title,
@@ -684,7 +701,7 @@ static bool build_client_head(struct conn *c, struct upconn *u, const char *buf)
     if (ok && m->body == HTTP1_BODY_CHUNKED && !u->decode)
         ok = iobuf_append(o, "Transfer-Encoding: chunked\r\n", 28);
     if (ok)
-        ok = limits_headers(c, o);
+        ok = limits_headers(c, o) && respcache_response_head(c, u, buf, o);
     if (ok && c->close_after)
         ok = iobuf_append(o, "Connection: close\r\n", 19);
     else if (ok && c->http10)
@@ -739,6 +756,8 @@ static int relay_body(struct conn *c, struct upconn *u)
         bool ok = u->decode ? (seg.kind != HTTP1_SEG_DATA ||
                                iobuf_append(&c->out, in + seg.off, seg.len))
                             : iobuf_append(&c->out, in, used);
+        if (ok && c->rc_capture && !u->decode)
+            respcache_body(c, in, used);
         if (!ok)
             return HTTP1_E_BODY_TOO_LARGE;
         c->bytes_out += u->decode ? (seg.kind == HTTP1_SEG_DATA ? seg.len : 0) : used;
@@ -825,6 +844,7 @@ static void up_process(struct upconn *u)
 
 static void response_complete(struct conn *c, struct upconn *u)
 {
+    respcache_complete(c, u);
     bool reuse = u->resp.msg.keep_alive && c->req_body_done;
     if (!c->req_body_done)
         c->close_after = true; /* answered early: the rest of the body cannot be framed */
@@ -932,7 +952,7 @@ static void request_after_limits(struct conn *c)
         c->req_body_done = m->body == HTTP1_BODY_NONE;
         conn_answer(c, c->fault.abort_status, "fault-injected", "Injected fault",
                     "this response was injected by a fault rule", false);
-    } else {
+    } else if (!respcache_lookup(c)) { /* answered from the cache: c may be gone */
         request_forward(c);
     }
 }
@@ -1031,6 +1051,9 @@ static void conn_next_request(struct conn *c)
     c->path[0] = '\0';
     c->nlv = 0;
     c->limited_retry_s = 0;
+    respcache_abandon(c);
+    free(c->rc_key);
+    c->rc_key = NULL;
     policy_set_unref(c->pset);
     c->pset = NULL;
     iobuf_compact(&c->in);

@@ -26,6 +26,7 @@
 #include "evloop.h"
 #include "faults.h"
 #include "http1.h"
+#include "http_cache.h"
 #include "limiter.h"
 #include "ratelimit.h"
 #include "spans.h"
@@ -104,6 +105,14 @@ struct conn {
     unsigned nlv;
     struct limit_wait *lw;
     uint64_t limited_retry_s; /* Retry-After of a 429 */
+    /* response cache (respcache.c); rc_key NULL when the cache is off */
+    char *rc_key;
+    int rc_method;            /* enum hc_method */
+    int rc_xcache;            /* enum hc_xcache */
+    int64_t rc_request_s;
+    uint32_t rc_keep_s;
+    struct hc_request rc_req;
+    struct iobuf *rc_capture; /* the response being stored */
 };
 
 struct upconn {
@@ -145,6 +154,8 @@ bool iobuf_append(struct iobuf *b, const void *p, size_t n);
 
 /* limiter.c calls back into proxy.c when a Redis decision completed the set. */
 void proxy_limits_done(struct conn *c);
+/* The answer is complete in c->out (respcache.c): finish the request. May close c. */
+void proxy_answered(struct conn *c, int status);
 /* Answer from the agent itself (problem+json) — limiter.c uses it for 429. */
 void proxy_answer(struct conn *c, int status, const char *slug, const char *title,
                   const char *detail, bool close);

@@ -175,6 +175,18 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(b"x" * 1000)
             self.wfile.flush()
             self.close_connection = True
+        elif p == "/cache":
+            # cacheable answers for the response-cache tests: headers from the query, and a
+            # count of how often the upstream itself served this exact target
+            with self.server.lock:
+                n = self.server.cache_served[self.path] = self.server.cache_served.get(self.path, 0) + 1
+            extra = [("Cache-Control", q["cc"][0])] if "cc" in q else []
+            extra += [("Vary", q["vary"][0])] if "vary" in q else []
+            extra += [("ETag", '"%s"' % q["etag"][0])] if "etag" in q else []
+            doc = {"n": n, "method": self.command, "auth": self.headers.get("Authorization"),
+                   "accept": self.headers.get("Accept"),
+                   "pad": "x" * int(q.get("size", ["0"])[0])}
+            self._send(200, json.dumps(doc).encode(), "application/json", extra=extra)
         elif p == "/pid":
             self._send(200, str(os.getpid()).encode(), "text/plain")
         else:
@@ -193,6 +205,7 @@ class Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.connections = 0
         self.requests = []  # (method, path, headers, conn)
+        self.cache_served = {}  # target → times /cache answered it
 
     def handle_error(self, request, client_address):
         # a peer that went away (the agent cut or timed out the connection) is expected

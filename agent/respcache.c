@@ -1,0 +1,456 @@
+#include "respcache.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "cache.h"
+#include "clock.h"
+#include "err.h"
+#include "http.h"
+#include "http_cache.h"
+#include "log.h"
+#include "proxy.h"
+
+#define KEY_MAX 2048
+#define VARY_MAX 256
+
+/* A stored response: this header, the Vary names, the head lines, the body. A "marker"
+ * (head_len 0, vary_len > 0) under the bare target says which Vary names select the
+ * variant stored under target + "\n" + vary key. */
+struct blob {
+    struct hc_entry entry;
+    uint32_t status;
+    uint32_t vary_len, head_len, body_len;
+    uint32_t etag_off, etag_len; /* into the head lines; len 0 = none */
+};
+
+struct rc_counters {
+    _Atomic uint64_t hits, misses, bypass, not_modified, invalidations;
+};
+
+struct respcache {
+    struct cache *cache;
+    struct hc_policy policy;
+    uint64_t max_entry_bytes;
+    struct rc_counters n;
+};
+
+static struct respcache *rc_of(const struct conn *c)
+{
+    return c->wc->agent->respcache;
+}
+
+static void bump(_Atomic uint64_t *v)
+{
+    atomic_fetch_add_explicit(v, 1, memory_order_relaxed);
+}
+
+/* ---- hc_fields over the parser's spans ---------------------------------------------- */
+
+struct span_fields {
+    const struct http1_header *fields;
+    unsigned n;
+    const char *buf;
+};
+
+static bool span_get(const void *ctx, const char *name, size_t idx, const char **value,
+                     size_t *len)
+{
+    const struct span_fields *f = ctx;
+    for (unsigned i = 0; i < f->n; i++) {
+        if (!http1_span_equals(f->buf, f->fields[i].name, name) || idx-- > 0)
+            continue;
+        *value = f->buf + f->fields[i].value.off;
+        *len = f->fields[i].value.len;
+        return true;
+    }
+    return false;
+}
+
+static enum hc_method method_of(const struct conn *c)
+{
+    const char *buf = c->in.data + c->in.off - (c->head_consumed ? c->req.msg.head_bytes : 0);
+    return hc_method_classify(buf + c->req.msg.method_name.off, c->req.msg.method_name.len);
+}
+
+/* The request head's bytes (still in c->in until forwarded; after, just behind off). */
+static const char *req_buf(const struct conn *c)
+{
+    return c->in.data + c->in.off - (c->head_consumed ? c->req.msg.head_bytes : 0);
+}
+
+/* ---- start / stop ------------------------------------------------------------------- */
+
+int respcache_start(struct agent *a, char err[256])
+{
+    if (a->cfg.cache_bytes == 0)
+        return SL_OK;
+    struct respcache *rc = calloc(1, sizeof(*rc));
+    struct cache_opts o = {.budget_bytes = a->cfg.cache_bytes,
+                           .max_entry_bytes = a->cfg.cache_max_entry_bytes};
+    const char *why = NULL;
+    if (!rc || !cache_policy_parse(a->cfg.cache_policy, &o.policy)) {
+        snprintf(err, 256, "--cache-policy: expected lru, lfu, ttl or s3fifo, got '%.40s'",
+                 a->cfg.cache_policy);
+        free(rc);
+        return SL_EINVAL;
+    }
+    if (cache_opts_check(&o, &why) || !(rc->cache = cache_new(&o))) {
+        snprintf(err, 256, "--cache-bytes: %.200s", why ? why : "out of memory");
+        free(rc);
+        return SL_EINVAL;
+    }
+    rc->policy = hc_policy_default;
+    rc->max_entry_bytes = a->cfg.cache_max_entry_bytes;
+    a->respcache = rc;
+    return SL_OK;
+}
+
+void respcache_stop(struct agent *a)
+{
+    if (!a->respcache)
+        return;
+    cache_free(a->respcache->cache);
+    free(a->respcache);
+    a->respcache = NULL;
+}
+
+/* ---- lookup and answering from the cache --------------------------------------------- */
+
+/* The entry's header, copied out (cache data need not be aligned for struct blob); rest
+ * points at the Vary names that follow it. false for a NULL or short entry. */
+static bool blob_read(const struct cache_entry *e, struct blob *out, const char **rest)
+{
+    if (!e || cache_entry_len(e) < sizeof(*out))
+        return false;
+    memcpy(out, cache_entry_data(e), sizeof(*out));
+    *rest = (const char *)cache_entry_data(e) + sizeof(*out);
+    return true;
+}
+
+/* Fields a 304 carries (RFC 9110 §15.4.5). */
+static bool keep_in_304(const char *line, size_t len)
+{
+    static const char *const names[] = {"Cache-Control:", "Content-Location:", "Date:",
+                                        "ETag:", "Expires:", "Vary:"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (len >= strlen(names[i]) && strncasecmp(line, names[i], strlen(names[i])) == 0)
+            return true;
+    return false;
+}
+
+static bool append_head_lines(struct iobuf *o, const char *head, size_t len, bool only_304)
+{
+    for (size_t i = 0; i < len;) {
+        const char *eol = memchr(head + i, '\n', len - i);
+        size_t n = eol ? (size_t)(eol - (head + i)) + 1 : len - i;
+        if ((!only_304 || keep_in_304(head + i, n)) && !iobuf_append(o, head + i, n))
+            return false;
+        i += n;
+    }
+    return true;
+}
+
+/* Writes the answer into c->out; its status, or 0 when it did not fit. */
+static int answer_from_cache(struct conn *c, const struct blob *b, const char *vary,
+                             bool not_modified, bool head_only)
+{
+    const char *head = vary + b->vary_len;
+    const char *body = head + b->head_len;
+    char age[HC_AGE_VALUE_MAX];
+    int status = not_modified ? 304 : (int)b->status;
+    hc_age_value(hc_current_age(&b->entry, clock_wall_s()), age);
+    size_t before = c->out.len;
+    bool ok = iobuf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, http_reason(status)) &&
+              append_head_lines(&c->out, head, b->head_len, not_modified) &&
+              iobuf_printf(&c->out, "Age: %s\r\nX-Cache: HIT\r\nX-Request-Id: %s\r\n", age,
+                           c->request_id) &&
+              limits_headers(c, &c->out) &&
+              iobuf_printf(&c->out, "%sVia: 1.1 %s\r\n\r\n",
+                           c->close_after ? "Connection: close\r\n"
+                           : c->http10    ? "Connection: keep-alive\r\n"
+                                          : "",
+                           c->wc->agent->id) &&
+              (not_modified || head_only || iobuf_append(&c->out, body, b->body_len));
+    if (!ok) { /* larger than the client buffer allows: let the upstream answer instead */
+        c->out.len = before;
+        return 0;
+    }
+    c->bytes_out += c->out.len - before;
+    return status;
+}
+
+static size_t target_key(const struct conn *c, const char *buf, char *out)
+{
+    const struct http1_span t = c->req.msg.target;
+    size_t n = t.len < KEY_MAX - 2 ? t.len : KEY_MAX - 2;
+    memcpy(out, buf + t.off, n);
+    out[n++] = '\n';
+    out[n] = '\0';
+    return n;
+}
+
+/* The entry for this request: the target's, or the variant its Vary marker selects. */
+static struct cache_entry *find(struct respcache *rc, const char *key, size_t klen,
+                                const struct hc_fields *req, uint64_t now_ms)
+{
+    struct cache_entry *e = cache_get(rc->cache, key, klen, now_ms);
+    struct blob b;
+    const char *vary;
+    if (!blob_read(e, &b, &vary) || b.head_len || !b.vary_len)
+        return e;
+    char k2[KEY_MAX + VARY_MAX * 4];
+    size_t vlen;
+    memcpy(k2, key, klen);
+    int rc2 = hc_vary_key(vary, b.vary_len, req, k2 + klen, sizeof(k2) - klen, &vlen);
+    cache_entry_release(e);
+    return rc2 == SL_OK ? cache_get(rc->cache, k2, klen + vlen, now_ms) : NULL;
+}
+
+bool respcache_lookup(struct conn *c)
+{
+    struct respcache *rc = rc_of(c);
+    if (!rc)
+        return false;
+    const char *buf = req_buf(c);
+    struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
+    struct hc_fields req = {span_get, &sf};
+    char key[KEY_MAX];
+    size_t klen = target_key(c, buf, key);
+    enum hc_method m = method_of(c);
+    free(c->rc_key);
+    c->rc_key = strndup(key, klen);
+    c->rc_method = m;
+    c->rc_request_s = clock_wall_s();
+    c->rc_xcache = HC_X_BYPASS;
+    /* a GET with a body is odd; its head could move in the buffer while the body streams */
+    if (!hc_request_cacheable(&rc->policy, m, &req, &c->rc_req) ||
+        c->req.msg.body != HTTP1_BODY_NONE) {
+        if (m == HC_METHOD_GET || m == HC_METHOD_HEAD)
+            bump(&rc->n.bypass);
+        return false;
+    }
+    c->rc_xcache = HC_X_MISS;
+    struct cache_entry *e = find(rc, key, klen, &req, clock_wall_ms());
+    struct blob b;
+    const char *vary;
+    if (!blob_read(e, &b, &vary) || !b.head_len ||
+        hc_serve(&b.entry, &c->rc_req, c->rc_request_s) != HC_SERVE_FRESH) {
+        cache_entry_release(e);
+        bump(&rc->n.misses);
+        return false;
+    }
+    const char *etag = b.etag_len ? vary + b.vary_len + b.etag_off : NULL;
+    bool nm = hc_not_modified(&req, m, &b.entry, etag, b.etag_len, c->rc_request_s);
+    int status = answer_from_cache(c, &b, vary, nm, m == HC_METHOD_HEAD);
+    cache_entry_release(e);
+    if (!status) {
+        bump(&rc->n.misses);
+        return false;
+    }
+    bump(&rc->n.hits);
+    if (nm)
+        bump(&rc->n.not_modified);
+    c->rc_xcache = HC_X_HIT;
+    proxy_answered(c, status); /* may close c: nothing after this */
+    return true;
+}
+
+/* ---- storing what the upstream answered ----------------------------------------------- */
+
+static bool capture_append(struct conn *c, const void *p, size_t n)
+{
+    if (!c->rc_capture)
+        return false;
+    if (!iobuf_append(c->rc_capture, p, n)) {
+        respcache_abandon(c); /* over the entry bound: stop capturing */
+        return false;
+    }
+    return true;
+}
+
+/* The stored head: the status's fields minus hop-by-hop and generated ones (RFC 9111 §3.1).
+ * The blob header is updated at the end: appending may move the buffer. */
+static bool capture_head(struct conn *c, struct upconn *u, const char *buf)
+{
+    const struct http1_message *m = &u->resp.msg;
+    struct blob b;
+    memcpy(&b, c->rc_capture->data, sizeof(b));
+    for (unsigned i = 0; i < m->nfields; i++) {
+        const struct http1_header *h = &u->fields[i];
+        enum hc_field_rule rule = hc_field_rule(buf + h->name.off, h->name.len);
+        if (h->hop_by_hop || rule == HC_FIELD_DROP || rule == HC_FIELD_GENERATED)
+            continue;
+        if (http1_span_equals(buf, h->name, "ETag")) {
+            b.etag_off = b.head_len + h->name.len + 2;
+            b.etag_len = h->value.len;
+        }
+        if (!capture_append(c, buf + h->name.off, h->name.len) || !capture_append(c, ": ", 2) ||
+            !capture_append(c, buf + h->value.off, h->value.len) || !capture_append(c, "\r\n", 2))
+            return false;
+        b.head_len += h->name.len + h->value.len + 4;
+    }
+    memcpy(c->rc_capture->data, &b, sizeof(b));
+    return true;
+}
+
+bool respcache_response_head(struct conn *c, struct upconn *u, const char *buf,
+                             struct iobuf *out)
+{
+    struct respcache *rc = rc_of(c);
+    if (!rc || !c->rc_key)
+        return true;
+    const struct http1_message *m = &u->resp.msg;
+    if (c->rc_xcache == HC_X_MISS) {
+        struct span_fields sf = {u->fields, m->nfields, buf};
+        struct hc_fields resp = {span_get, &sf};
+        struct hc_store st;
+        char vary[VARY_MAX];
+        size_t vlen = 0;
+        bool body_known = m->body == HTTP1_BODY_NONE || m->body == HTTP1_BODY_LENGTH;
+        if (hc_response_storable(&rc->policy, &c->rc_req, m->status, &resp, c->rc_request_s,
+                                 clock_wall_s(), &st) &&
+            body_known && hc_vary_names(&resp, vary, sizeof(vary), &vlen) == SL_OK &&
+            cache_entry_cost(strlen(c->rc_key) + VARY_MAX, sizeof(struct blob) + vlen +
+                                                               m->content_length + 2048) <=
+                rc->max_entry_bytes) {
+            struct blob b = {.entry = st.entry, .status = m->status, .vary_len = (uint32_t)vlen};
+            c->rc_capture = calloc(1, sizeof(*c->rc_capture));
+            if (c->rc_capture) {
+                c->rc_capture->max = rc->max_entry_bytes;
+                c->rc_keep_s = st.keep_s;
+            }
+            if (!capture_append(c, &b, sizeof(b)) || !capture_append(c, vary, vlen) ||
+                !capture_head(c, u, buf))
+                respcache_abandon(c);
+        }
+        if (!c->rc_capture) {
+            c->rc_xcache = HC_X_BYPASS;
+            bump(&rc->n.bypass);
+        }
+    }
+    return iobuf_printf(out, "X-Cache: %s\r\n", hc_xcache_str(c->rc_xcache));
+}
+
+void respcache_body(struct conn *c, const char *data, size_t n)
+{
+    capture_append(c, data, n);
+}
+
+static void store(struct respcache *rc, struct conn *c, const struct hc_fields *req)
+{
+    struct blob *b = (struct blob *)c->rc_capture->data;
+    size_t total = c->rc_capture->len;
+    b->body_len = (uint32_t)(total - sizeof(*b) - b->vary_len - b->head_len);
+    uint64_t now_ms = clock_wall_ms();
+    struct cache_meta meta = {.stored_ms = now_ms,
+                              .expires_ms = ((uint64_t)c->rc_request_s + c->rc_keep_s) * 1000};
+    meta.stale_until_ms = meta.expires_ms;
+    size_t klen = strlen(c->rc_key);
+    if (!b->vary_len) {
+        cache_put(rc->cache, c->rc_key, klen, b, total, &meta, now_ms);
+        return;
+    }
+    char k2[KEY_MAX + VARY_MAX * 4];
+    size_t vlen;
+    memcpy(k2, c->rc_key, klen);
+    if (hc_vary_key((const char *)(b + 1), b->vary_len, req, k2 + klen, sizeof(k2) - klen,
+                    &vlen) != SL_OK)
+        return;
+    struct blob marker = {.vary_len = b->vary_len};
+    char mbuf[sizeof(marker) + VARY_MAX];
+    memcpy(mbuf, &marker, sizeof(marker));
+    memcpy(mbuf + sizeof(marker), b + 1, b->vary_len);
+    cache_put(rc->cache, c->rc_key, klen, mbuf, sizeof(marker) + b->vary_len, &meta, now_ms);
+    cache_put(rc->cache, k2, klen + vlen, b, total, &meta, now_ms);
+}
+
+void respcache_complete(struct conn *c, struct upconn *u)
+{
+    struct respcache *rc = rc_of(c);
+    if (!rc || !c->rc_key)
+        return;
+    const char *buf = req_buf(c); /* GET/HEAD without a body: the head has not moved */
+    if (hc_invalidates((enum hc_method)c->rc_method, u->resp.msg.status)) {
+        /* RFC 9111 §4.4: every variant of the target goes */
+        if (cache_purge_prefix(rc->cache, c->rc_key, strlen(c->rc_key)))
+            bump(&rc->n.invalidations);
+    } else if (c->rc_capture) {
+        struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
+        struct hc_fields req = {span_get, &sf};
+        store(rc, c, &req);
+    }
+    respcache_abandon(c);
+}
+
+void respcache_abandon(struct conn *c)
+{
+    if (c->rc_capture) {
+        free(c->rc_capture->data);
+        free(c->rc_capture);
+        c->rc_capture = NULL;
+    }
+}
+
+size_t respcache_purge(struct agent *a, const char *prefix, size_t len)
+{
+    return a->respcache ? cache_purge_prefix(a->respcache->cache, prefix, len) : 0;
+}
+
+/* ---- stats ------------------------------------------------------------------------- */
+
+json_t *respcache_stats_json(struct agent *a)
+{
+    struct respcache *rc = a->respcache;
+    if (!rc)
+        return json_pack("{s:b}", "enabled", 0);
+    struct cache_stats st;
+    cache_stats(rc->cache, &st);
+    uint64_t hits = atomic_load(&rc->n.hits), misses = atomic_load(&rc->n.misses);
+    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+                     "enabled", 1, "policy", a->cfg.cache_policy, "hits", (json_int_t)hits,
+                     "misses", (json_int_t)misses, "bypass",
+                     (json_int_t)atomic_load(&rc->n.bypass), "not_modified",
+                     (json_int_t)atomic_load(&rc->n.not_modified), "invalidations",
+                     (json_int_t)atomic_load(&rc->n.invalidations), "evictions",
+                     (json_int_t)st.evictions, "expirations", (json_int_t)st.expirations,
+                     "entries", (json_int_t)st.entries, "bytes", (json_int_t)st.bytes,
+                     "budget_bytes", (json_int_t)st.budget_bytes, "hit_ratio",
+                     hits + misses ? (double)hits / (double)(hits + misses) : 0.0);
+}
+
+int respcache_prom(struct prom *w, struct agent *a)
+{
+    struct respcache *rc = a->respcache;
+    if (!rc)
+        return SL_OK;
+    struct cache_stats st;
+    cache_stats(rc->cache, &st);
+    const struct {
+        const char *name, *help;
+        enum prom_type type;
+        double v;
+    } rows[] = {
+        {"sluice_cache_hits_total", "Answers from the response cache", PROM_COUNTER,
+         (double)atomic_load(&rc->n.hits)},
+        {"sluice_cache_misses_total", "Cacheable requests sent upstream", PROM_COUNTER,
+         (double)atomic_load(&rc->n.misses)},
+        {"sluice_cache_bypass_total", "Requests or responses the cache could not use",
+         PROM_COUNTER, (double)atomic_load(&rc->n.bypass)},
+        {"sluice_cache_evictions_total", "Entries evicted for room", PROM_COUNTER,
+         (double)st.evictions},
+        {"sluice_cache_expirations_total", "Entries removed after expiry", PROM_COUNTER,
+         (double)st.expirations},
+        {"sluice_cache_entries", "Entries stored", PROM_GAUGE, (double)st.entries},
+        {"sluice_cache_bytes", "Bytes charged against the budget", PROM_GAUGE, (double)st.bytes},
+    };
+    int rc2 = SL_OK;
+    for (size_t i = 0; rc2 == SL_OK && i < sizeof(rows) / sizeof(rows[0]); i++) {
+        rc2 = prom_family(w, rows[i].name, rows[i].type, rows[i].help);
+        if (rc2 == SL_OK)
+            rc2 = prom_sample(w, NULL, 0, rows[i].v);
+    }
+    return rc2;
+}

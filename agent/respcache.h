@@ -1,0 +1,45 @@
+/*
+ * respcache — the agent's in-memory HTTP response cache on the request path (issue 5,
+ * first part): storage in shared/cache.c, RFC 9111 rules in shared/http_cache.c.
+ *
+ * With --cache-bytes > 0, a GET/HEAD whose request allows it is looked up (key: the
+ * request target, then the Vary secondary key); a fresh entry answers at once with Age and
+ * X-Cache: HIT (or 304 when the client's validator matches). Otherwise the request goes
+ * upstream; a storable answer with a Content-Length body that fits --cache-max-entry-bytes
+ * is captured while it is relayed and stored when complete (X-Cache: MISS); anything else
+ * is X-Cache: BYPASS. An unsafe method answered 2xx/3xx drops every variant of its target
+ * (§4.4). Not yet: serving stale (SWR/SIE), revalidation, miss coalescing, the Redis tier.
+ * One cache per agent, shared by the workers (striped locks inside shared/cache.c).
+ */
+#ifndef AGENT_RESPCACHE_H
+#define AGENT_RESPCACHE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "json.h"
+#include "prom.h"
+
+struct agent;
+struct conn;
+struct upconn;
+struct iobuf;
+
+int respcache_start(struct agent *a, char err[256]);
+void respcache_stop(struct agent *a);
+/* Before forwarding: true when the request was answered from the cache. */
+bool respcache_lookup(struct conn *c);
+/* The final response head arrived: decide about storing; appends X-Cache to out. */
+bool respcache_response_head(struct conn *c, struct upconn *u, const char *buf,
+                             struct iobuf *out);
+/* Body bytes relayed to the client (pass-through). */
+void respcache_body(struct conn *c, const char *data, size_t n);
+/* The response is complete: store it, or invalidate for an unsafe method. */
+void respcache_complete(struct conn *c, struct upconn *u);
+/* The request ended without completing (error, reset): drop the capture. */
+void respcache_abandon(struct conn *c);
+size_t respcache_purge(struct agent *a, const char *prefix, size_t len);
+json_t *respcache_stats_json(struct agent *a);
+int respcache_prom(struct prom *w, struct agent *a);
+
+#endif

@@ -1,0 +1,152 @@
+"""Response cache in the agent (--cache-bytes), against the real sluice-agent and the test
+upstream of upstream.py (its /cache fixture: Cache-Control, Vary and ETag from the query,
+and a count "n" of how often the upstream itself answered the exact target).
+
+What is covered is what the agent builds so far (docs/agent.md "Response cache"): fresh
+hits with Age and X-Cache, 304 from the cache, HEAD from a stored GET, Authorization and
+private/no-store answers never shared, Vary variants, invalidation by an unsafe method,
+purge, the byte bound, stats and /metrics."""
+
+import os
+import subprocess
+
+import agent_fixture
+from agent_fixture import wait_binary
+from upstream import Upstream
+
+TOKEN = "it-cache-" + os.urandom(6).hex()
+RUN = os.urandom(3).hex()
+
+
+class S:
+    up = None
+    agent = None
+
+
+class Agent(agent_fixture.Agent):
+    token = TOKEN
+    id_prefix = "cache"
+    run = RUN
+    label_prefix = "cache-agent"
+
+    def __init__(self, *extra, **kw):
+        super().__init__(S.up.port, "--cache-bytes", "4000000", "--cache-max-entry-bytes", "8192",
+                         *extra, **kw)
+
+
+def setup_module():
+    wait_binary()
+    S.up = Upstream().start()
+    S.agent = Agent().start()
+
+
+def teardown_module():
+    try:
+        if S.agent is not None:
+            S.agent.stop_ok()
+    finally:
+        if S.up is not None:
+            S.up.stop()
+
+
+def target(name, **q):
+    return "/cache?t=" + name + RUN + "".join(f"&{k}={v}" for k, v in q.items())
+
+
+def get(path, headers=None, method="GET"):
+    return S.agent.get(path, headers, method=method)
+
+
+def test_fresh_hit_after_miss_with_age_and_x_cache():
+    p = target("a", cc="max-age=60")
+    r1, r2 = get(p), get(p)
+    assert r1.status == 200 and r1.headers["x-cache"] == "MISS", r1.headers
+    assert r2.status == 200 and r2.headers["x-cache"] == "HIT", r2.headers
+    assert r2.body == r1.body and r2.json()["n"] == 1, "the hit must not reach the upstream"
+    assert int(r2.headers["age"]) >= 0 and "age" not in r1.headers
+    assert r2.headers["cache-control"] == "max-age=60"
+    assert r2.headers["content-length"] == str(len(r1.body))
+    assert S.up.server.cache_served[p] == 1
+
+
+def test_if_none_match_answered_304_from_cache_and_head_from_a_stored_get():
+    p = target("b", cc="max-age=60", etag="v1")
+    assert get(p).headers["x-cache"] == "MISS"
+    r = get(p, {"If-None-Match": '"v1"'})
+    assert r.status == 304 and r.body == b"" and r.headers["x-cache"] == "HIT", r
+    assert r.headers["etag"] == '"v1"'
+    r = get(p, {"If-None-Match": '"other"'})
+    assert r.status == 200 and r.headers["x-cache"] == "HIT" and r.json()["n"] == 1
+    h = get(p, method="HEAD")
+    assert h.status == 200 and h.body == b"" and h.headers["x-cache"] == "HIT"
+    assert int(h.headers["content-length"]) > 0
+    assert S.up.server.cache_served[p] == 1
+
+
+def test_private_no_store_and_authorization_never_shared():
+    for cc in ("private,max-age=60", "no-store", "max-age=60"):
+        p = target("c" + cc.replace(",", "").replace("=", ""), cc=cc)
+        a = get(p, {"Authorization": "Bearer alice"})
+        b = get(p, {"Authorization": "Bearer bob"})
+        assert a.json()["auth"] == "Bearer alice" and b.json()["auth"] == "Bearer bob", (cc, a, b)
+        assert a.headers["x-cache"] == "BYPASS" and b.headers["x-cache"] == "BYPASS", cc
+        assert S.up.server.cache_served[p] == 2
+    # public lets a shared cache answer authorized requests (RFC 9111 §3.5)
+    p = target("cpub", cc="public,max-age=60")
+    assert get(p, {"Authorization": "Bearer alice"}).headers["x-cache"] == "MISS"
+    r = get(p, {"Authorization": "Bearer bob"})
+    assert r.headers["x-cache"] == "HIT" and r.json()["auth"] == "Bearer alice"
+
+
+def test_vary_keeps_one_variant_per_header_value():
+    p = target("d", cc="max-age=60", vary="Accept")
+    seen = [get(p, {"Accept": a}) for a in ("text/a", "text/b", "text/a", "text/b")]
+    assert [r.headers["x-cache"] for r in seen] == ["MISS", "MISS", "HIT", "HIT"]
+    assert [r.json()["accept"] for r in seen] == ["text/a", "text/b", "text/a", "text/b"]
+    assert S.up.server.cache_served[p] == 2
+
+
+def test_unsafe_method_invalidates_and_purge_drops_by_prefix():
+    p = target("e", cc="max-age=60")
+    get(p)
+    assert get(p).headers["x-cache"] == "HIT"
+    assert get(p, method="POST").status == 200  # RFC 9111 §4.4: a successful POST invalidates
+    r = get(p)
+    assert r.headers["x-cache"] == "MISS" and r.json()["n"] == 3
+    assert get(p).headers["x-cache"] == "HIT"
+    r = S.agent.admin("POST", "/v1/cache/purge", {"prefix": "/cache?t=e" + RUN})
+    assert r.status == 200 and r.json()["purged"] >= 1, r
+    assert get(p).headers["x-cache"] == "MISS"
+    bad = S.agent.admin("POST", "/v1/cache/purge", {"prefix": "cache"})
+    assert bad.status == 422 and bad.json()["errors"][0]["field"] == "prefix"
+    assert S.agent.admin("POST", "/v1/cache/purge", {"prefix": "/"}, token=None).status == 401
+
+
+def test_entries_over_the_bound_are_not_stored():
+    p = target("f", cc="max-age=60", size="20000")
+    assert get(p).headers["x-cache"] == "BYPASS"
+    assert get(p).headers["x-cache"] == "BYPASS"
+    assert S.up.server.cache_served[p] == 2
+
+
+def test_stats_and_metrics():
+    st = S.agent.stats()["cache"]
+    assert st["enabled"] is True and st["policy"] == "s3fifo"
+    assert st["hits"] >= 8 and st["misses"] >= 8 and st["bypass"] >= 8
+    assert 0 < st["bytes"] <= st["budget_bytes"] == 4000000
+    assert st["invalidations"] >= 1 and st["not_modified"] >= 1
+    m = S.agent.metrics()
+    assert f"\nsluice_cache_hits_total {st['hits']}\n" in m  # no requests in between
+    out = subprocess.run(["promtool", "check", "metrics"], input=m.encode(), capture_output=True)
+    assert out.returncode == 0, out.stderr
+
+
+def test_cache_off_by_default_and_bad_policy_refused():
+    with agent_fixture.Agent(S.up.port).start() as a:
+        r = a.get(target("g", cc="max-age=60"))
+        assert "x-cache" not in r.headers
+        assert a.stats()["cache"] == {"enabled": False}
+    bad = agent_fixture.run_agent(["--upstream", "127.0.0.1:1", "--cache-bytes", "100000",
+                                   "--cache-policy", "fifo", "--admin", "127.0.0.1:0",
+                                   "--listen", "127.0.0.1:0"])
+    assert bad.returncode == 2 and b"--cache-policy" in bad.stderr, bad.stderr
