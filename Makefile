@@ -153,6 +153,7 @@ bench: programs
 	$(Q)bench/shortener.sh "$(BINDIR)"
 	$(Q)bench/agent.sh "$(BINDIR)"
 	$(Q)bench/ratelimit.sh "$(BINDIR)"
+	$(Q)bench/cache.sh "$(BINDIR)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
