@@ -14,6 +14,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "err.h"
+#include "evloop.h"
 #include "log.h"
 
 #define DEFAULT_THREADS           4
@@ -31,6 +32,9 @@
 
 struct http_server {
     struct MHD_Daemon *daemon;
+    struct evloop *loop; /* external mode (http_mhd.h); NULL with internal threads */
+    int epoll_fd;
+    uint64_t timer;
     const struct http_route *routes;
     size_t nroutes;
     http_handler_fn handler; /* NULL: http_dispatch(routes) */
@@ -401,8 +405,8 @@ static struct MHD_Daemon *start_daemon(struct http_server *srv, const struct ser
     /* MHD_USE_ITC: MHD_quiesce_daemon needs it with internal threads. SO_REUSEADDR is
      * MHD's default; MHD_OPTION_LISTENING_ADDRESS_REUSE=1 would add SO_REUSEPORT and let
      * a second server share the port silently, so it is not set. */
-    unsigned flags =
-        MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
+    unsigned flags = (srv->loop ? MHD_USE_EPOLL : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC) |
+                     MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
     /* one option and its arguments per line */
     /* clang-format off */
     return MHD_start_daemon(
@@ -410,7 +414,6 @@ static struct MHD_Daemon *start_daemon(struct http_server *srv, const struct ser
         &on_access, srv,
         MHD_OPTION_EXTERNAL_LOGGER, (MHD_LogCallback)on_mhd_log, srv, /* first: see docs */
         MHD_OPTION_SOCK_ADDR, &addr->sa,
-        MHD_OPTION_THREAD_POOL_SIZE, lim->threads,
         MHD_OPTION_CONNECTION_LIMIT, lim->conn_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, lim->per_ip_conn_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, lim->conn_timeout_s,
@@ -418,6 +421,8 @@ static struct MHD_Daemon *start_daemon(struct http_server *srv, const struct ser
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1, /* RFC 9112 §3.2, §5.1: Host, no "name :" */
         MHD_OPTION_URI_LOG_CALLBACK, &on_uri, srv,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, srv,
+        /* last, so that external mode can end the list before it: no pool without threads */
+        srv->loop ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE, lim->threads,
         MHD_OPTION_END);
     /* clang-format on */
 }
@@ -450,6 +455,50 @@ static void log_listening(const struct http_server *srv, const char *host, bool 
     log_event(LOG_INFO, NULL, NULL, "listening", "server", srv->name, "listen", listen, NULL);
 }
 
+/* ---- external mode: MHD on an evloop (REFERENCE: watch MHD_DAEMON_INFO_EPOLL_FD, call
+ * MHD_run when it is readable and when MHD_get_timeout says) -------------------------- */
+
+static void mhd_run(struct http_server *srv);
+
+static void on_mhd_timer(struct evloop *loop, void *arg)
+{
+    (void)loop;
+    struct http_server *srv = arg;
+    srv->timer = 0;
+    mhd_run(srv);
+}
+
+static void on_mhd_ready(struct evloop *loop, int fd, unsigned events, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    (void)events;
+    mhd_run(arg);
+}
+
+static void mhd_run(struct http_server *srv)
+{
+    MHD_run(srv->daemon); /* non-blocking in external mode */
+    MHD_UNSIGNED_LONG_LONG ms;
+    evloop_cancel(srv->loop, srv->timer);
+    srv->timer = 0;
+    if (MHD_get_timeout(srv->daemon, &ms) == MHD_YES)
+        evloop_timer_add(srv->loop, ms, 0, on_mhd_timer, srv, &srv->timer);
+}
+
+static int attach_loop(struct http_server *srv)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(srv->daemon,
+                                                           MHD_DAEMON_INFO_EPOLL_FD);
+    if (!info || info->epoll_fd < 0)
+        return SL_EINVAL;
+    srv->epoll_fd = info->epoll_fd;
+    int rc = evloop_watch_add(srv->loop, srv->epoll_fd, EV_READ, on_mhd_ready, srv);
+    if (rc == SL_OK)
+        mhd_run(srv); /* arms the first timer */
+    return rc;
+}
+
 struct http_server *http_server_start(const struct http_server_config *cfg,
                                       char err[HTTP_SERVER_ERR_MAX])
 {
@@ -468,7 +517,12 @@ struct http_server *http_server_start(const struct http_server_config *cfg,
         snprintf(err, HTTP_SERVER_ERR_MAX, "out of memory");
         return NULL;
     }
+    srv->loop = cfg->loop;
     srv->daemon = start_daemon(srv, &lim, &addr, cfg->port, ipv6);
+    if (srv->daemon && srv->loop && attach_loop(srv) != SL_OK) {
+        MHD_stop_daemon(srv->daemon);
+        srv->daemon = NULL;
+    }
     if (!srv->daemon) {
         snprintf(err, HTTP_SERVER_ERR_MAX, "cannot serve on %.64s port %u: %.160s", host,
                  (unsigned)cfg->port, srv->start_msg[0] ? srv->start_msg : "MHD refused");
@@ -510,6 +564,10 @@ void http_server_stop(struct http_server *srv)
 {
     if (!srv)
         return;
+    if (srv->loop) {
+        evloop_cancel(srv->loop, srv->timer);
+        evloop_watch_del(srv->loop, srv->epoll_fd);
+    }
     MHD_stop_daemon(srv->daemon);
     if (srv->quiesced_fd >= 0)
         close(srv->quiesced_fd);

@@ -25,6 +25,8 @@
 
 #include "http.h"
 
+struct evloop;
+
 #define HTTP_SERVER_ERR_MAX     256
 #define HTTP_SERVER_NAME_MAX    32 /* longer names are cut in logs */
 #define HTTP_SERVER_THREADS_MAX 64
@@ -49,6 +51,11 @@ struct http_server_config {
     void *app;        /* handed to handlers as req->app */
     bool access_log;  /* one log_event per request: method, path, status, duration_ms */
     const char *name; /* for logs; NULL: "http" */
+    struct evloop *loop; /* external mode: no MHD thread; the server runs on this loop
+                          * (MHD_USE_EPOLL, its epoll fd watched, MHD_get_timeout as a
+                          * timer) and handlers run on the loop's thread. NULL: MHD's own
+                          * thread pool. Stop the loop (or call from its thread) before
+                          * http_server_stop. */
 };
 
 struct http_server;

@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "err.h"
 #include "http.h"
+#include "evloop.h"
 #include "http_mhd.h"
 #include "log.h"
 
@@ -619,6 +620,51 @@ static void test_quiesce_then_stop(void **state)
     http_server_stop(srv);
 }
 
+/* External mode (DESIGN §3): no MHD thread; the server runs on an evloop's thread. */
+static void *loop_thread(void *arg)
+{
+    evloop_run(arg);
+    return NULL;
+}
+
+static void test_external_mode_on_an_evloop(void **state)
+{
+    (void)state;
+    struct evloop *loop = evloop_new();
+    assert_non_null(loop);
+    struct http_server_config cfg = {
+        .routes = routes,
+        .nroutes = sizeof(routes) / sizeof(routes[0]),
+        .app = app_name,
+        .name = "external",
+        .loop = loop,
+    };
+    char err[HTTP_SERVER_ERR_MAX];
+    struct http_server *srv = http_server_start(&cfg, err);
+    assert_non_null(srv);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, loop_thread, loop), 0);
+    struct reply r;
+    CURL *h = curl_easy_init();
+    perform(h, http_server_port(srv), &(struct request){"GET", "/hello", NULL, NULL, 0, false},
+            &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(buf_str(&r.body), "hello");
+    buf_release(&r.body);
+    perform(h, http_server_port(srv), &(struct request){"POST", "/echo", NULL, "abc", 3, false},
+            &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.num_connects, 0); /* keep-alive works on the loop too */
+    assert_string_equal(buf_str(&r.body), "abc");
+    buf_release(&r.body);
+    curl_easy_cleanup(h);
+    assert_true(wait_idle(srv));
+    evloop_stop_async(loop);
+    pthread_join(t, NULL);
+    http_server_stop(srv);
+    evloop_free(loop);
+}
+
 static void test_in_flight_returns_to_zero(void **state)
 {
     struct fixture *fx = *state;
@@ -645,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_front_handler),
         cmocka_unit_test(test_quiesce_then_stop),
         cmocka_unit_test(test_in_flight_returns_to_zero),
+        cmocka_unit_test(test_external_mode_on_an_evloop),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
