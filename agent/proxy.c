@@ -794,6 +794,12 @@ static void up_failed(struct upconn *u, bool timeout)
     }
     c->upstream_timeout = timeout;
     c->upstream_error = !timeout;
+    if (c->up == u) { /* the cache may answer instead: the upstream connection is done */
+        c->up = NULL;
+        up_free(u);
+    }
+    if (respcache_stale_if_error(c))
+        return; /* answered from the cache (RFC 5861 §4); c may be gone */
     if (timeout)
         conn_answer(c, 504, "upstream-timeout", "Gateway Timeout",
                     "the upstream did not answer in time", false);

@@ -27,7 +27,7 @@ struct blob {
 };
 
 struct rc_counters {
-    _Atomic uint64_t hits, misses, bypass, not_modified, invalidations;
+    _Atomic uint64_t hits, misses, bypass, not_modified, invalidations, stale;
 };
 
 struct respcache {
@@ -155,7 +155,7 @@ static bool append_head_lines(struct iobuf *o, const char *head, size_t len, boo
 
 /* Writes the answer into c->out; its status, or 0 when it did not fit. */
 static int answer_from_cache(struct conn *c, const struct blob *b, const char *vary,
-                             bool not_modified, bool head_only)
+                             bool not_modified, bool head_only, enum hc_xcache x)
 {
     const char *head = vary + b->vary_len;
     const char *body = head + b->head_len;
@@ -165,8 +165,8 @@ static int answer_from_cache(struct conn *c, const struct blob *b, const char *v
     size_t before = c->out.len;
     bool ok = iobuf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, http_reason(status)) &&
               append_head_lines(&c->out, head, b->head_len, not_modified) &&
-              iobuf_printf(&c->out, "Age: %s\r\nX-Cache: HIT\r\nX-Request-Id: %s\r\n", age,
-                           c->request_id) &&
+              iobuf_printf(&c->out, "Age: %s\r\nX-Cache: %s\r\nX-Request-Id: %s\r\n", age,
+                           hc_xcache_str(x), c->request_id) &&
               limits_headers(c, &c->out) &&
               iobuf_printf(&c->out, "%sVia: 1.1 %s\r\n\r\n",
                            c->close_after ? "Connection: close\r\n"
@@ -244,7 +244,7 @@ bool respcache_lookup(struct conn *c)
     }
     const char *etag = b.etag_len ? vary + b.vary_len + b.etag_off : NULL;
     bool nm = hc_not_modified(&req, m, &b.entry, etag, b.etag_len, c->rc_request_s);
-    int status = answer_from_cache(c, &b, vary, nm, m == HC_METHOD_HEAD);
+    int status = answer_from_cache(c, &b, vary, nm, m == HC_METHOD_HEAD, HC_X_HIT);
     cache_entry_release(e);
     if (!status) {
         bump(&rc->n.misses);
@@ -255,6 +255,37 @@ bool respcache_lookup(struct conn *c)
         bump(&rc->n.not_modified);
     c->rc_xcache = HC_X_HIT;
     proxy_answered(c, status); /* may close c: nothing after this */
+    return true;
+}
+
+/* RFC 5861 §4: the upstream failed; a stored answer whose stale-if-error window is still
+ * open answers instead (X-Cache: STALE). true when answered (c may be gone). */
+bool respcache_stale_if_error(struct conn *c)
+{
+    struct respcache *rc = rc_of(c);
+    if (!rc || !c->rc_key || c->resp_started ||
+        (c->rc_method != HC_METHOD_GET && c->rc_method != HC_METHOD_HEAD))
+        return false;
+    const char *buf = req_buf(c); /* GET/HEAD without a body: the head has not moved */
+    struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
+    struct hc_fields req = {span_get, &sf};
+    struct cache_entry *e = find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms());
+    struct blob b;
+    const char *vary;
+    int status = 0;
+    if (blob_read(e, &b, &vary) && b.head_len &&
+        hc_stale_if_error(&b.entry, &c->rc_req, clock_wall_s())) {
+        respcache_abandon(c);
+        c->out.len = c->out.off = 0; /* nothing of the failed answer was sent */
+        status = answer_from_cache(c, &b, vary, false, c->rc_method == HC_METHOD_HEAD,
+                                   HC_X_STALE);
+    }
+    cache_entry_release(e);
+    if (!status)
+        return false;
+    atomic_fetch_add_explicit(&rc->n.stale, 1, memory_order_relaxed);
+    c->rc_xcache = HC_X_STALE;
+    proxy_answered(c, status);
     return true;
 }
 
@@ -409,8 +440,9 @@ json_t *respcache_stats_json(struct agent *a)
     struct cache_stats st;
     cache_stats(rc->cache, &st);
     uint64_t hits = atomic_load(&rc->n.hits), misses = atomic_load(&rc->n.misses);
-    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
                      "enabled", 1, "policy", a->cfg.cache_policy, "hits", (json_int_t)hits,
+                     "stale", (json_int_t)atomic_load(&rc->n.stale),
                      "misses", (json_int_t)misses, "bypass",
                      (json_int_t)atomic_load(&rc->n.bypass), "not_modified",
                      (json_int_t)atomic_load(&rc->n.not_modified), "invalidations",

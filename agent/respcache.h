@@ -36,6 +36,9 @@ bool respcache_response_head(struct conn *c, struct upconn *u, const char *buf,
 void respcache_body(struct conn *c, const char *data, size_t n);
 /* The response is complete: store it, or invalidate for an unsafe method. */
 void respcache_complete(struct conn *c, struct upconn *u);
+/* The upstream failed before answering: serve a stale entry if stale-if-error allows
+ * (RFC 5861 §4). true when answered (c may be gone). */
+bool respcache_stale_if_error(struct conn *c);
 /* The request ended without completing (error, reset): drop the capture. */
 void respcache_abandon(struct conn *c);
 size_t respcache_purge(struct agent *a, const char *prefix, size_t len);

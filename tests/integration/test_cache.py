@@ -9,6 +9,10 @@ purge, the byte bound, stats and /metrics."""
 
 import os
 import subprocess
+import sys
+import time
+
+import harness
 
 import agent_fixture
 from agent_fixture import wait_binary
@@ -150,3 +154,39 @@ def test_cache_off_by_default_and_bad_policy_refused():
                                    "--cache-policy", "fifo", "--admin", "127.0.0.1:0",
                                    "--listen", "127.0.0.1:0"])
     assert bad.returncode == 2 and b"--cache-policy" in bad.stderr, bad.stderr
+
+
+def test_stale_if_error_serves_the_stale_entry_when_the_upstream_is_down():
+    # the upstream in its own process, so that killing it also ends its kept-alive
+    # connections to the agent (an in-process server keeps serving those)
+    port = harness.free_port()
+    here = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.Popen([sys.executable, os.path.join(here, "upstream.py"), "--port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        harness.wait_until(lambda: harness.http("GET", f"http://127.0.0.1:{port}/pid").status == 200,
+                           10, "test upstream", ignore=(OSError,))
+        with agent_fixture.Agent(port, "--cache-bytes", "1000000",
+                                 "--connect-timeout-ms", "300").start() as a:
+            sie = target("h", cc="max-age=1,stale-if-error=60")
+            plain = target("i", cc="max-age=1")
+            for p in (sie, plain):
+                assert a.get(p).headers["x-cache"] == "MISS"
+            proc.kill()
+            proc.wait(timeout=10)
+            # fresh for a second (HIT); after that the upstream is asked and is gone
+            deadline = time.monotonic() + 10
+            while True:
+                r = a.get(sie)
+                if r.headers.get("x-cache") != "HIT" or time.monotonic() > deadline:
+                    break
+                time.sleep(0.02)  # a poll interval, not a wait for the answer
+            assert r.status == 200 and r.headers["x-cache"] == "STALE", (r.status, r.headers)
+            assert r.json()["n"] == 1 and int(r.headers["age"]) >= 1
+            r = a.get(plain)  # no stale-if-error: the failure shows (RFC 5861 §4)
+            assert r.status == 502, (r.status, r.headers)
+            assert a.stats()["cache"]["stale"] == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
