@@ -144,6 +144,7 @@ static void conn_free(struct conn *c)
         c->next->prev = c->prev;
     wc->nconns--;
     limits_abandon(c);
+    respcache_unwait(c);
     respcache_abandon(c);
     free(c->rc_key);
     policy_set_unref(c->pset);
@@ -909,6 +910,7 @@ static void request_forward(struct conn *c)
 }
 
 static void request_after_limits(struct conn *c);
+static void on_cache_wait_timeout(struct evloop *loop, void *arg);
 
 /* A request head arrived: identify it, then rate limits, faults, forwarding. */
 static void request_start(struct conn *c)
@@ -958,9 +960,37 @@ static void request_after_limits(struct conn *c)
         c->req_body_done = m->body == HTTP1_BODY_NONE;
         conn_answer(c, c->fault.abort_status, "fault-injected", "Injected fault",
                     "this response was injected by a fault rule", false);
-    } else if (!respcache_lookup(c)) { /* answered from the cache: c may be gone */
-        request_forward(c);
+    } else {
+        int r = respcache_lookup(c); /* RC_ANSWERED: c may be gone */
+        if (r == RC_MISS) {
+            request_forward(c);
+        } else if (r == RC_WAITING) { /* another request fetches this key */
+            c->state = CONN_CACHE_WAIT;
+            conn_arm(c, RESPCACHE_WAIT_MS, on_cache_wait_timeout);
+            conn_update_watch(c);
+        }
     }
+}
+
+/* The coalesced fetch took too long: go upstream ourselves. */
+static void on_cache_wait_timeout(struct evloop *loop, void *arg)
+{
+    (void)loop;
+    struct conn *c = arg;
+    c->timer = 0;
+    respcache_unwait(c);
+    c->rc_no_coalesce = true;
+    request_forward(c);
+}
+
+void proxy_cache_resume(struct conn *c)
+{
+    evloop_cancel(c->wc->loop, c->timer);
+    c->timer = 0;
+    c->rc_waiting = false;
+    c->rc_no_coalesce = true; /* one wait per request: now a hit, or upstream */
+    if (respcache_lookup(c) == RC_MISS)
+        request_forward(c);
 }
 
 void proxy_limits_done(struct conn *c)
@@ -1060,6 +1090,7 @@ static void conn_next_request(struct conn *c)
     respcache_abandon(c);
     free(c->rc_key);
     c->rc_key = NULL;
+    c->rc_no_coalesce = false;
     policy_set_unref(c->pset);
     c->pset = NULL;
     iobuf_compact(&c->in);

@@ -51,6 +51,7 @@ struct iobuf {
 enum conn_state {
     CONN_HEAD,        /* reading a request head (or idle between requests) */
     CONN_LIMIT,       /* waiting for the rate limiter's Redis answer */
+    CONN_CACHE_WAIT,  /* another request is fetching this cache key: wait for it */
     CONN_DELAY,       /* a delay fault is holding the request */
     CONN_FORWARD,     /* request forwarded; relaying until the response completes */
     CONN_BLACKHOLE,   /* a blackhole fault: no answer, ever */
@@ -113,6 +114,15 @@ struct conn {
     uint32_t rc_keep_s;
     struct hc_request rc_req;
     struct iobuf *rc_capture; /* the response being stored */
+    bool rc_filler;           /* others wait for this request's answer (miss coalescing) */
+    bool rc_waiting;          /* this request waits for another's (CONN_CACHE_WAIT) */
+    bool rc_no_coalesce;      /* retrying after a wait: go upstream, do not wait again */
+};
+
+/* A connection another worker's fill released (respcache.c → the worker's mailbox). */
+struct conn_msg {
+    struct conn *c;
+    struct conn_msg *next;
 };
 
 struct upconn {
@@ -146,6 +156,9 @@ struct worker_core {
     uint64_t policies_gen;
     struct rl_redis *rl_redis;   /* NULL without --redis */
     struct evredis *redis;       /* the worker's own async Redis connection */
+    int wake_fd;                 /* eventfd: other threads post to the mailbox, then write */
+    pthread_mutex_t mbox_lock;
+    struct conn_msg *mbox;       /* connections to resume (miss coalescing) */
     unsigned live_agents;        /* last value given to rl_redis_set_agents */
 };
 
@@ -154,6 +167,8 @@ bool iobuf_append(struct iobuf *b, const void *p, size_t n);
 
 /* limiter.c calls back into proxy.c when a Redis decision completed the set. */
 void proxy_limits_done(struct conn *c);
+/* A coalesced request was released: look the cache up again, else go upstream. */
+void proxy_cache_resume(struct conn *c);
 /* The answer is complete in c->out (respcache.c): finish the request. May close c. */
 void proxy_answered(struct conn *c, int status);
 /* Answer from the agent itself (problem+json) — limiter.c uses it for 429. */

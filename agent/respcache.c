@@ -1,9 +1,11 @@
 #include "respcache.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "cache.h"
 #include "clock.h"
@@ -27,10 +29,31 @@ struct blob {
 };
 
 struct rc_counters {
-    _Atomic uint64_t hits, misses, bypass, not_modified, invalidations, stale;
+    _Atomic uint64_t hits, misses, bypass, not_modified, invalidations, stale, coalesced;
+};
+
+/* Miss coalescing: one fill per key in flight; the others wait (bounded) for it. */
+#define FILLS_MAX 1024
+#define FILL_WAITERS_MAX 4096
+
+struct waiter {
+    struct worker_core *wc;
+    struct conn *c;
+    struct waiter *next;
+};
+
+struct fill {
+    char *key;
+    struct conn *filler;
+    struct waiter *waiters;
+    unsigned nwaiters;
+    struct fill *next;
 };
 
 struct respcache {
+    pthread_mutex_t fill_lock; /* fills and their waiters: every worker's misses */
+    struct fill *fills;
+    unsigned nfills;
     struct cache *cache;
     struct hc_policy policy;
     uint64_t max_entry_bytes;
@@ -103,6 +126,7 @@ int respcache_start(struct agent *a, char err[256])
         return SL_EINVAL;
     }
     rc->policy = hc_policy_default;
+    pthread_mutex_init(&rc->fill_lock, NULL);
     rc->max_entry_bytes = a->cfg.cache_max_entry_bytes;
     a->respcache = rc;
     return SL_OK;
@@ -113,6 +137,7 @@ void respcache_stop(struct agent *a)
     if (!a->respcache)
         return;
     cache_free(a->respcache->cache);
+    pthread_mutex_destroy(&a->respcache->fill_lock);
     free(a->respcache);
     a->respcache = NULL;
 }
@@ -209,11 +234,116 @@ static struct cache_entry *find(struct respcache *rc, const char *key, size_t kl
     return rc2 == SL_OK ? cache_get(rc->cache, k2, klen + vlen, now_ms) : NULL;
 }
 
-bool respcache_lookup(struct conn *c)
+/* ---- miss coalescing -------------------------------------------------------------- */
+
+static void post(struct worker_core *wc, struct conn *c)
+{
+    struct conn_msg *m = malloc(sizeof(*m));
+    if (!m)
+        return; /* the waiter's timer will release it */
+    m->c = c;
+    pthread_mutex_lock(&wc->mbox_lock);
+    m->next = wc->mbox;
+    wc->mbox = m;
+    pthread_mutex_unlock(&wc->mbox_lock);
+    uint64_t one = 1;
+    if (write(wc->wake_fd, &one, sizeof(one)) < 0)
+        log_msgf(LOG_WARN, "cache wake: %s", strerror(errno));
+}
+
+/* A miss: wait for the fill of this key in flight (true), or become its filler (false). */
+static bool coalesce(struct respcache *rc, struct conn *c)
+{
+    if (c->rc_no_coalesce)
+        return false;
+    bool wait = false;
+    pthread_mutex_lock(&rc->fill_lock);
+    struct fill *f = rc->fills;
+    while (f && strcmp(f->key, c->rc_key) != 0)
+        f = f->next;
+    struct waiter *w = f && f->nwaiters < FILL_WAITERS_MAX ? malloc(sizeof(*w)) : NULL;
+    if (w) {
+        *w = (struct waiter){.wc = c->wc, .c = c, .next = f->waiters};
+        f->waiters = w;
+        f->nwaiters++;
+        c->rc_waiting = wait = true;
+    } else if (!f && rc->nfills < FILLS_MAX && (f = calloc(1, sizeof(*f))) != NULL) {
+        f->key = strdup(c->rc_key);
+        f->filler = c;
+        f->next = rc->fills;
+        rc->fills = f;
+        rc->nfills++;
+        c->rc_filler = true;
+    }
+    pthread_mutex_unlock(&rc->fill_lock);
+    return wait;
+}
+
+/* The filler is done (stored or not): every waiter is resumed on its own worker. */
+static void fill_release(struct respcache *rc, struct conn *c)
+{
+    pthread_mutex_lock(&rc->fill_lock);
+    struct fill **pf = &rc->fills;
+    while (*pf && (*pf)->filler != c)
+        pf = &(*pf)->next;
+    struct fill *f = *pf;
+    if (f) {
+        *pf = f->next;
+        rc->nfills--;
+    }
+    for (struct waiter *w = f ? f->waiters : NULL, *next; w; w = next) {
+        next = w->next;
+        post(w->wc, w->c);
+        free(w);
+    }
+    pthread_mutex_unlock(&rc->fill_lock);
+    if (f) {
+        free(f->key);
+        free(f);
+    }
+    c->rc_filler = false;
+}
+
+/* A waiter gives up (timeout, or its connection closes): out of its fill's list and out
+ * of its worker's mailbox (a release may have posted it already). */
+void respcache_unwait(struct conn *c)
+{
+    struct respcache *rc = rc_of(c);
+    if (!rc || !c->rc_waiting)
+        return;
+    pthread_mutex_lock(&rc->fill_lock);
+    for (struct fill *f = rc->fills; f; f = f->next) {
+        for (struct waiter **pw = &f->waiters; *pw; pw = &(*pw)->next) {
+            if ((*pw)->c == c) {
+                struct waiter *w = *pw;
+                *pw = w->next;
+                f->nwaiters--;
+                free(w);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&rc->fill_lock);
+    struct worker_core *wc = c->wc;
+    pthread_mutex_lock(&wc->mbox_lock);
+    for (struct conn_msg **pm = &wc->mbox; *pm;) {
+        struct conn_msg *m = *pm;
+        if (m->c == c) {
+            *pm = m->next;
+            free(m);
+        } else {
+            pm = &m->next;
+        }
+    }
+    pthread_mutex_unlock(&wc->mbox_lock);
+    c->rc_waiting = false;
+}
+
+int respcache_lookup(struct conn *c)
 {
     struct respcache *rc = rc_of(c);
     if (!rc)
-        return false;
+        return RC_MISS;
     const char *buf = req_buf(c);
     struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
     struct hc_fields req = {span_get, &sf};
@@ -230,7 +360,7 @@ bool respcache_lookup(struct conn *c)
         c->req.msg.body != HTTP1_BODY_NONE) {
         if (m == HC_METHOD_GET || m == HC_METHOD_HEAD)
             bump(&rc->n.bypass);
-        return false;
+        return RC_MISS;
     }
     c->rc_xcache = HC_X_MISS;
     struct cache_entry *e = find(rc, key, klen, &req, clock_wall_ms());
@@ -239,8 +369,12 @@ bool respcache_lookup(struct conn *c)
     if (!blob_read(e, &b, &vary) || !b.head_len ||
         hc_serve(&b.entry, &c->rc_req, c->rc_request_s) != HC_SERVE_FRESH) {
         cache_entry_release(e);
+        if (coalesce(rc, c)) { /* someone is fetching it: wait for that (bounded) */
+            bump(&rc->n.coalesced);
+            return RC_WAITING;
+        }
         bump(&rc->n.misses);
-        return false;
+        return RC_MISS;
     }
     const char *etag = b.etag_len ? vary + b.vary_len + b.etag_off : NULL;
     bool nm = hc_not_modified(&req, m, &b.entry, etag, b.etag_len, c->rc_request_s);
@@ -248,14 +382,14 @@ bool respcache_lookup(struct conn *c)
     cache_entry_release(e);
     if (!status) {
         bump(&rc->n.misses);
-        return false;
+        return RC_MISS;
     }
     bump(&rc->n.hits);
     if (nm)
         bump(&rc->n.not_modified);
     c->rc_xcache = HC_X_HIT;
     proxy_answered(c, status); /* may close c: nothing after this */
-    return true;
+    return RC_ANSWERED;
 }
 
 /* RFC 5861 §4: the upstream failed; a stored answer whose stale-if-error window is still
@@ -418,6 +552,8 @@ void respcache_complete(struct conn *c, struct upconn *u)
 
 void respcache_abandon(struct conn *c)
 {
+    if (c->rc_filler)
+        fill_release(rc_of(c), c);
     if (c->rc_capture) {
         free(c->rc_capture->data);
         free(c->rc_capture);
@@ -440,9 +576,10 @@ json_t *respcache_stats_json(struct agent *a)
     struct cache_stats st;
     cache_stats(rc->cache, &st);
     uint64_t hits = atomic_load(&rc->n.hits), misses = atomic_load(&rc->n.misses);
-    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
                      "enabled", 1, "policy", a->cfg.cache_policy, "hits", (json_int_t)hits,
-                     "stale", (json_int_t)atomic_load(&rc->n.stale),
+                     "stale", (json_int_t)atomic_load(&rc->n.stale), "coalesced",
+                     (json_int_t)atomic_load(&rc->n.coalesced),
                      "misses", (json_int_t)misses, "bypass",
                      (json_int_t)atomic_load(&rc->n.bypass), "not_modified",
                      (json_int_t)atomic_load(&rc->n.not_modified), "invalidations",

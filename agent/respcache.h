@@ -27,8 +27,14 @@ struct iobuf;
 
 int respcache_start(struct agent *a, char err[256]);
 void respcache_stop(struct agent *a);
-/* Before forwarding: true when the request was answered from the cache. */
-bool respcache_lookup(struct conn *c);
+enum { RC_MISS, RC_ANSWERED, RC_WAITING };
+/* Before forwarding: RC_ANSWERED (from the cache; c may be gone), RC_WAITING (another
+ * request fetches this key: c is parked until proxy_cache_resume or FILL_WAIT_MS), or
+ * RC_MISS (forward it). */
+int respcache_lookup(struct conn *c);
+/* A waiting request stops waiting (timeout, close). */
+void respcache_unwait(struct conn *c);
+#define RESPCACHE_WAIT_MS 3000
 /* The final response head arrived: decide about storing; appends X-Cache to out. */
 bool respcache_response_head(struct conn *c, struct upconn *u, const char *buf,
                              struct iobuf *out);

@@ -24,7 +24,6 @@ struct worker {
     pthread_t thread;
     bool running;
     int listen_fd;
-    int wake_fd;             /* eventfd: another thread asks for quiesce */
     atomic_bool want_quiesce;
     struct worker_stats *stats;
     struct span_buffer spans;
@@ -102,6 +101,17 @@ static void on_wake(struct evloop *loop, int fd, unsigned events, void *arg)
     uint64_t v;
     if (read(fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
         log_msgf(LOG_WARN, "worker wake: %s", strerror(errno));
+    pthread_mutex_lock(&w->core.mbox_lock); /* coalesced requests released elsewhere */
+    struct conn_msg *m = w->core.mbox;
+    w->core.mbox = NULL;
+    pthread_mutex_unlock(&w->core.mbox_lock);
+    while (m) {
+        struct conn_msg *next = m->next;
+        struct conn *c = m->c; /* alive: a closing conn removes its messages first */
+        free(m);
+        proxy_cache_resume(c);
+        m = next;
+    }
     if (atomic_load(&w->want_quiesce) && !w->core.quiescing) {
         close_listener(w);
         proxy_quiesce(&w->core);
@@ -116,7 +126,8 @@ struct worker *worker_new(struct agent *a, unsigned index, char err[256])
         return NULL;
     }
     w->index = index;
-    w->listen_fd = w->wake_fd = -1;
+    w->listen_fd = w->core.wake_fd = -1;
+    pthread_mutex_init(&w->core.mbox_lock, NULL);
     w->stats = calloc(1, sizeof(*w->stats));
     w->core.loop = evloop_new();
     if (!w->stats || !w->core.loop || span_buffer_init(&w->spans)) {
@@ -141,10 +152,10 @@ struct worker *worker_new(struct agent *a, unsigned index, char err[256])
         }
     }
     w->listen_fd = listen_socket(a, err);
-    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->listen_fd < 0 || w->wake_fd < 0 ||
+    w->core.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->listen_fd < 0 || w->core.wake_fd < 0 ||
         evloop_watch_add(w->core.loop, w->listen_fd, EV_READ, on_accept, w) ||
-        evloop_watch_add(w->core.loop, w->wake_fd, EV_READ, on_wake, w)) {
+        evloop_watch_add(w->core.loop, w->core.wake_fd, EV_READ, on_wake, w)) {
         if (w->listen_fd >= 0)
             snprintf(err, 256, "worker %u: cannot set up its event loop", index);
         goto err_free;
@@ -174,7 +185,7 @@ void worker_quiesce(struct worker *w)
 {
     atomic_store(&w->want_quiesce, true);
     uint64_t one = 1;
-    if (write(w->wake_fd, &one, sizeof(one)) < 0)
+    if (write(w->core.wake_fd, &one, sizeof(one)) < 0)
         log_msgf(LOG_WARN, "worker wake: %s", strerror(errno));
 }
 
@@ -191,13 +202,18 @@ void worker_free(struct worker *w)
         rl_redis_free(w->core.rl_redis); /* answers its pending callers first */
         evredis_free(w->core.redis);
         close_listener(w);
-        if (w->wake_fd >= 0) {
-            evloop_watch_del(w->core.loop, w->wake_fd);
-            close(w->wake_fd);
+        if (w->core.wake_fd >= 0) {
+            evloop_watch_del(w->core.loop, w->core.wake_fd);
+            close(w->core.wake_fd);
         }
         evloop_free(w->core.loop);
     }
     span_buffer_release(&w->spans);
+    for (struct conn_msg *m = w->core.mbox, *next; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    pthread_mutex_destroy(&w->core.mbox_lock);
     free(w->stats);
     free(w);
 }

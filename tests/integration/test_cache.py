@@ -10,6 +10,7 @@ purge, the byte bound, stats and /metrics."""
 import os
 import subprocess
 import sys
+import threading
 import time
 
 import harness
@@ -154,6 +155,28 @@ def test_cache_off_by_default_and_bad_policy_refused():
                                    "--cache-policy", "fifo", "--admin", "127.0.0.1:0",
                                    "--listen", "127.0.0.1:0"])
     assert bad.returncode == 2 and b"--cache-policy" in bad.stderr, bad.stderr
+
+
+def test_concurrent_misses_make_one_upstream_request():
+    # 100 clients ask for a cold key whose origin takes 300 ms: one fetch, the rest wait for
+    # it (on both workers) and are answered from the cache
+    p = target("j", cc="max-age=60", ms="300")
+    results = [None] * 100
+
+    def client(i):
+        results[i] = get(p)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(r is not None and r.status == 200 for r in results), results
+    assert S.up.server.cache_served[p] == 1
+    assert {r.json()["n"] for r in results} == {1}
+    xc = sorted(r.headers["x-cache"] for r in results)
+    assert xc.count("MISS") == 1 and xc.count("HIT") == 99, xc
+    assert S.agent.stats()["cache"]["coalesced"] >= 1
 
 
 def test_stale_if_error_serves_the_stale_entry_when_the_upstream_is_down():

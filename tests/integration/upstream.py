@@ -178,6 +178,8 @@ class Handler(BaseHTTPRequestHandler):
         elif p == "/cache":
             # cacheable answers for the response-cache tests: headers from the query, and a
             # count of how often the upstream itself served this exact target
+            if "ms" in q:  # a slow origin, for miss-coalescing tests
+                time.sleep(int(q["ms"][0]) / 1000.0)
             with self.server.lock:
                 n = self.server.cache_served[self.path] = self.server.cache_served.get(self.path, 0) + 1
             extra = [("Cache-Control", q["cc"][0])] if "cc" in q else []
