@@ -286,10 +286,10 @@ static int agent_run(struct agent *a)
     signal(SIGPIPE, SIG_IGN);
     char err[256];
     int rc = configure(a, err);
+    if (!rc) /* before the policy subscriber starts: it calls into the cache */
+        rc = respcache_start(a, err);
     if (!rc)
         rc = start_limits(a, err);
-    if (!rc)
-        rc = respcache_start(a, err);
     if (!rc)
         rc = start_workers(a, err);
     if (!rc)

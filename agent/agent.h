@@ -113,6 +113,9 @@ struct agent {
     bool legacy_ratelimit_headers;
     /* Called on the control thread every tick (policy sync); pool NULL without Redis. */
     void (*on_control_tick)(struct agent *a, struct redis_pool *pool, uint64_t now_ms);
+    /* Called on the policy subscriber's thread for a message of the cache invalidation
+     * channel (respcache.c sets it when the cache is on). */
+    void (*on_cache_invalidate)(struct agent *a, const char *msg, size_t len);
 
     struct route_table *routes; /* read-only after start (templates), or learned (locked) */
     struct worker *workers[AGENT_WORKERS_MAX];

@@ -54,7 +54,7 @@ static redisContext *subscribe(const char *url)
         if (!ok)
             goto fail;
     }
-    r = redisCommand(c, "SUBSCRIBE %s", POLICIES_CHANNEL);
+    r = redisCommand(c, "SUBSCRIBE %s %s", POLICIES_CHANNEL, CACHE_INVALIDATE_CHANNEL);
     if (!r || r->type != REDIS_REPLY_ARRAY) {
         freeReplyObject(r);
         goto fail;
@@ -76,6 +76,19 @@ static bool wait_readable(int redis_fd, int stop_fd, int timeout_ms, bool *reada
     return !(n > 0 && (p[0].revents & POLLIN));
 }
 
+/* A cache invalidation goes to the agent's cache; anything else is a policy hint. */
+static void on_message(struct policy_sync *ps, const redisReply *r)
+{
+    bool cache = r && r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                 r->element[0]->type == REDIS_REPLY_STRING &&
+                 strcmp(r->element[0]->str, "message") == 0 &&
+                 strcmp(r->element[1]->str, CACHE_INVALIDATE_CHANNEL) == 0;
+    if (!cache)
+        atomic_store(&ps->dirty, true);
+    else if (ps->agent->on_cache_invalidate)
+        ps->agent->on_cache_invalidate(ps->agent, r->element[2]->str, r->element[2]->len);
+}
+
 static void *subscriber_main(void *arg)
 {
     struct policy_sync *ps = arg;
@@ -95,8 +108,8 @@ static void *subscriber_main(void *arg)
             void *reply = NULL;
             if (!readable || redisGetReply(c, &reply) != REDIS_OK)
                 break;
+            on_message(ps, reply);
             freeReplyObject(reply);
-            atomic_store(&ps->dirty, true);
         }
         bool stopping = !wait_readable(-1, ps->stop_fd, 0, &readable);
         redisFree(c);

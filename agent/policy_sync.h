@@ -25,6 +25,8 @@
 #define POLICIES_KEY "sluice:policies"
 #define POLICIES_VERSION_KEY "sluice:policies:version"
 #define POLICIES_CHANNEL "sluice:policies:changed"
+/* The subscriber also carries the response caches' invalidations (respcache.c). */
+#define CACHE_INVALIDATE_CHANNEL "sluice:cache:invalidate"
 
 /* NULL redis_url: no Redis, only local overrides. */
 struct policy_sync *policy_sync_new(struct agent *a, const char *redis_url);

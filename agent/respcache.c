@@ -13,6 +13,8 @@
 #include "http.h"
 #include "http_cache.h"
 #include "log.h"
+#include "evloop_redis.h"
+#include "policy_sync.h"
 #include "proxy.h"
 
 #define KEY_MAX 2048
@@ -106,6 +108,42 @@ static const char *req_buf(const struct conn *c)
 
 /* ---- start / stop ------------------------------------------------------------------- */
 
+/* "SERVICE\nTARGET\n" from another agent of the fleet (or this one: harmless twice). */
+static void on_remote_invalidate(struct agent *a, const char *msg, size_t len)
+{
+    const char *nl = memchr(msg, '\n', len);
+    if (!nl || !a->respcache || (size_t)(nl - msg) != strlen(a->cfg.service) ||
+        memcmp(msg, a->cfg.service, (size_t)(nl - msg)) != 0)
+        return;
+    const char *key = nl + 1;
+    size_t klen = len - (size_t)(key - msg);
+    if (klen && cache_purge_prefix(a->respcache->cache, key, klen))
+        atomic_fetch_add_explicit(&a->respcache->n.invalidations, 1, memory_order_relaxed);
+}
+
+static void on_published(const redisReply *reply, int err, void *arg)
+{
+    (void)reply;
+    (void)arg;
+    if (err) /* the other agents keep the entry until it expires: logged, not retried */
+        log_event(LOG_WARN, NULL, NULL, "cache invalidation not published", "error",
+                  err_str(err), NULL);
+}
+
+/* RFC 9111 §4.4 across the fleet: every agent of the service drops the target too. */
+static void publish_invalidation(struct conn *c)
+{
+    struct evredis *r = c->wc->redis;
+    if (!r)
+        return;
+    const char *svc = c->wc->agent->cfg.service;
+    char msg[KEY_MAX + 128];
+    int n = snprintf(msg, sizeof(msg), "%s\n%s", svc, c->rc_key);
+    if (n > 0 && (size_t)n < sizeof(msg))
+        evredis_command(r, on_published, NULL, "PUBLISH %s %b", CACHE_INVALIDATE_CHANNEL, msg,
+                        (size_t)n);
+}
+
 int respcache_start(struct agent *a, char err[256])
 {
     if (a->cfg.cache_bytes == 0)
@@ -129,6 +167,7 @@ int respcache_start(struct agent *a, char err[256])
     pthread_mutex_init(&rc->fill_lock, NULL);
     rc->max_entry_bytes = a->cfg.cache_max_entry_bytes;
     a->respcache = rc;
+    a->on_cache_invalidate = on_remote_invalidate;
     return SL_OK;
 }
 
@@ -542,6 +581,7 @@ void respcache_complete(struct conn *c, struct upconn *u)
         /* RFC 9111 §4.4: every variant of the target goes */
         if (cache_purge_prefix(rc->cache, c->rc_key, strlen(c->rc_key)))
             bump(&rc->n.invalidations);
+        publish_invalidation(c);
     } else if (c->rc_capture) {
         struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
         struct hc_fields req = {span_get, &sf};

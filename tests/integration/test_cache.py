@@ -213,3 +213,23 @@ def test_stale_if_error_serves_the_stale_entry_when_the_upstream_is_down():
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_unsafe_method_through_one_agent_invalidates_the_entry_on_another():
+    redis = harness.RedisServer().start()
+    try:
+        with Agent(redis=redis, service="svc-inv").start() as a, \
+                Agent(redis=redis, service="svc-inv").start() as b:
+            p = target("k", cc="max-age=60")
+            for agent in (a, b):
+                assert agent.get(p).headers["x-cache"] == "MISS"
+                assert agent.get(p).headers["x-cache"] == "HIT"
+            # the subscriber connects in the background: wait until b listens on the channel
+            harness.wait_until(lambda: redis.cmd("PUBSUB", "NUMSUB", "sluice:cache:invalidate")[1] >= 2,
+                               10, "both agents subscribed")
+            assert a.get(p, method="DELETE").status == 200
+            harness.wait_until(lambda: b.get(p).headers["x-cache"] == "MISS", 5,
+                               "the entry dropped on the second agent")
+            assert b.stats()["cache"]["invalidations"] >= 1
+    finally:
+        redis.stop()
