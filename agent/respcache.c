@@ -16,6 +16,7 @@
 #include "evloop_redis.h"
 #include "policy_sync.h"
 #include "proxy.h"
+#include "worker.h"
 
 #define KEY_MAX 2048
 #define VARY_MAX 256
@@ -70,6 +71,15 @@ static struct respcache *rc_of(const struct conn *c)
 static void bump(_Atomic uint64_t *v)
 {
     atomic_fetch_add_explicit(v, 1, memory_order_relaxed);
+}
+
+/* The windowed hit ratio's inputs, per worker (single writer: rate.h). */
+static void count_lookup(struct conn *c, bool hit)
+{
+    uint64_t now = evloop_now_ms(c->wc->loop);
+    rate_add(&c->wc->stats->cache_lookups, now, 1);
+    if (hit)
+        rate_add(&c->wc->stats->cache_hits, now, 1);
 }
 
 /* ---- hc_fields over the parser's spans ---------------------------------------------- */
@@ -413,6 +423,7 @@ int respcache_lookup(struct conn *c)
             return RC_WAITING;
         }
         bump(&rc->n.misses);
+        count_lookup(c, false);
         return RC_MISS;
     }
     const char *etag = b.etag_len ? vary + b.vary_len + b.etag_off : NULL;
@@ -424,6 +435,7 @@ int respcache_lookup(struct conn *c)
         return RC_MISS;
     }
     bump(&rc->n.hits);
+    count_lookup(c, true);
     if (nm)
         bump(&rc->n.not_modified);
     c->rc_xcache = HC_X_HIT;
@@ -457,6 +469,7 @@ bool respcache_stale_if_error(struct conn *c)
     if (!status)
         return false;
     atomic_fetch_add_explicit(&rc->n.stale, 1, memory_order_relaxed);
+    rate_add(&c->wc->stats->cache_hits, evloop_now_ms(c->wc->loop), 1); /* looked up before */
     c->rc_xcache = HC_X_STALE;
     proxy_answered(c, status);
     return true;
@@ -608,6 +621,27 @@ size_t respcache_purge(struct agent *a, const char *prefix, size_t len)
 
 /* ---- stats ------------------------------------------------------------------------- */
 
+/* Hits ÷ lookups over the last 1, 10 and 60 s, merged over the workers. */
+static json_t *hit_ratio_windows(struct agent *a)
+{
+    struct rate hits, lookups;
+    rate_reset(&hits);
+    rate_reset(&lookups);
+    for (unsigned i = 0; i < a->nworkers; i++) {
+        rate_merge(&hits, &worker_stats(a->workers[i])->cache_hits);
+        rate_merge(&lookups, &worker_stats(a->workers[i])->cache_lookups);
+    }
+    uint64_t now = clock_mono_ms();
+    static const unsigned windows[] = {1, 10, 60};
+    static const char *const names[] = {"1s", "10s", "60s"};
+    json_t *o = json_object();
+    for (int i = 0; i < 3; i++) {
+        uint64_t h = rate_count(&hits, now, windows[i]), l = rate_count(&lookups, now, windows[i]);
+        json_object_set_new(o, names[i], l ? json_real((double)h / (double)l) : json_null());
+    }
+    return o;
+}
+
 json_t *respcache_stats_json(struct agent *a)
 {
     struct respcache *rc = a->respcache;
@@ -616,7 +650,8 @@ json_t *respcache_stats_json(struct agent *a)
     struct cache_stats st;
     cache_stats(rc->cache, &st);
     uint64_t hits = atomic_load(&rc->n.hits), misses = atomic_load(&rc->n.misses);
-    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}",
+    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f,"
+                     " s:o}",
                      "enabled", 1, "policy", a->cfg.cache_policy, "hits", (json_int_t)hits,
                      "stale", (json_int_t)atomic_load(&rc->n.stale), "coalesced",
                      (json_int_t)atomic_load(&rc->n.coalesced),
@@ -627,7 +662,8 @@ json_t *respcache_stats_json(struct agent *a)
                      (json_int_t)st.evictions, "expirations", (json_int_t)st.expirations,
                      "entries", (json_int_t)st.entries, "bytes", (json_int_t)st.bytes,
                      "budget_bytes", (json_int_t)st.budget_bytes, "hit_ratio",
-                     hits + misses ? (double)hits / (double)(hits + misses) : 0.0);
+                     hits + misses ? (double)hits / (double)(hits + misses) : 0.0,
+                     "hit_ratio_window", hit_ratio_windows(a));
 }
 
 int respcache_prom(struct prom *w, struct agent *a)

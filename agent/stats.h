@@ -42,6 +42,8 @@ struct worker_stats {
     _Atomic uint64_t connections_accepted;
     _Atomic uint64_t upstream_connects;  /* new upstream connections opened */
     _Atomic uint64_t upstream_reused;    /* requests sent on a kept-alive connection */
+    struct rate cache_hits;    /* answered from the response cache (fresh or stale) */
+    struct rate cache_lookups; /* cacheable requests looked up (hits + misses) */
 };
 
 /* One finished request, as the proxy saw it. */

@@ -233,3 +233,16 @@ def test_unsafe_method_through_one_agent_invalidates_the_entry_on_another():
             assert b.stats()["cache"]["invalidations"] >= 1
     finally:
         redis.stop()
+
+
+def test_hit_ratio_over_the_last_seconds():
+    with Agent().start() as a:
+        p = target("l", cc="max-age=60")
+        xc = [a.get(p).headers["x-cache"] for _ in range(4)]
+        assert xc == ["MISS", "HIT", "HIT", "HIT"]
+        # windows count complete seconds only (rate.h): poll until this one has closed
+        w = harness.wait_until(
+            lambda: a.stats()["cache"]["hit_ratio_window"]["10s"] is not None
+            and a.stats()["cache"]["hit_ratio_window"], 5, "a completed second")
+        assert w["10s"] == 0.75 and w["60s"] == 0.75, w
+        assert a.stats()["cache"]["hit_ratio"] == 0.75
