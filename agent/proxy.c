@@ -713,6 +713,8 @@ static bool build_client_head(struct conn *c, struct upconn *u, const char *buf)
 static void response_complete(struct conn *c, struct upconn *u);
 
 /* The response head: interim 1xx relayed, the final one rewritten. <0 on error. */
+#define RELAY_ANSWERED 2 /* relay_head answered from the cache and freed the upstream */
+
 static int relay_head(struct conn *c, struct upconn *u)
 {
     for (;;) {
@@ -730,6 +732,15 @@ static int relay_head(struct conn *c, struct upconn *u)
             u->in.off += used;
             http1_parser_reset_for_next(&u->resp);
             continue;
+        }
+        if (hc_is_error_status(status) && respcache_can_serve_stale(c)) {
+            c->up = NULL; /* RFC 5861 §4: the error answer is dropped, unread */
+            up_free(u);
+            c->upstream_error = true;
+            if (!respcache_stale_if_error(c))
+                conn_answer(c, 502, "upstream-unavailable", "Bad Gateway",
+                            "the upstream answered with an error", true);
+            return RELAY_ANSWERED; /* c may be gone, u is */
         }
         if (!build_client_head(c, u, buf))
             return HTTP1_E_HEADERS_TOO_LARGE;
@@ -824,6 +835,8 @@ static void up_process(struct upconn *u)
     int rc = HTTP1_DONE;
     if (!u->head_done) {
         rc = relay_head(c, u);
+        if (rc == RELAY_ANSWERED)
+            return;
         if (rc == HTTP1_DONE) /* from now on the timer bounds a stall of the body */
             up_arm(u, u->wc->agent->cfg.upstream_timeout_ms);
     }

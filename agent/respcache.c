@@ -445,6 +445,25 @@ int respcache_lookup(struct conn *c)
 
 /* RFC 5861 §4: the upstream failed; a stored answer whose stale-if-error window is still
  * open answers instead (X-Cache: STALE). true when answered (c may be gone). */
+/* Whether respcache_stale_if_error would answer (looked up, not answered). */
+bool respcache_can_serve_stale(struct conn *c)
+{
+    struct respcache *rc = rc_of(c);
+    if (!rc || !c->rc_key || c->resp_started ||
+        (c->rc_method != HC_METHOD_GET && c->rc_method != HC_METHOD_HEAD))
+        return false;
+    const char *buf = req_buf(c);
+    struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
+    struct hc_fields req = {span_get, &sf};
+    struct cache_entry *e = find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms());
+    struct blob b;
+    const char *vary;
+    bool ok = blob_read(e, &b, &vary) && b.head_len &&
+              hc_stale_if_error(&b.entry, &c->rc_req, clock_wall_s());
+    cache_entry_release(e);
+    return ok;
+}
+
 bool respcache_stale_if_error(struct conn *c)
 {
     struct respcache *rc = rc_of(c);

@@ -45,6 +45,8 @@ void respcache_complete(struct conn *c, struct upconn *u);
 /* The upstream failed before answering: serve a stale entry if stale-if-error allows
  * (RFC 5861 §4). true when answered (c may be gone). */
 bool respcache_stale_if_error(struct conn *c);
+/* The upstream answered 500/502/503/504: would a stale entry answer instead? */
+bool respcache_can_serve_stale(struct conn *c);
 /* The request ended without completing (error, reset): drop the capture. */
 void respcache_abandon(struct conn *c);
 size_t respcache_purge(struct agent *a, const char *prefix, size_t len);

@@ -246,3 +246,20 @@ def test_hit_ratio_over_the_last_seconds():
             and a.stats()["cache"]["hit_ratio_window"], 5, "a completed second")
         assert w["10s"] == 0.75 and w["60s"] == 0.75, w
         assert a.stats()["cache"]["hit_ratio"] == 0.75
+
+
+def test_stale_if_error_answers_an_upstream_503():
+    sie = target("m", cc="max-age=1,stale-if-error=60", fail_after="1")
+    plain = target("n", cc="max-age=1", fail_after="1")
+    for p in (sie, plain):
+        assert get(p).headers["x-cache"] == "MISS"
+    deadline = time.monotonic() + 10
+    while True:  # fresh for a second, then the origin answers 503
+        r = get(sie)
+        if r.headers.get("x-cache") != "HIT" or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)  # a poll interval, not a wait for the answer
+    assert r.status == 200 and r.headers["x-cache"] == "STALE", (r.status, r.headers)
+    assert r.json()["n"] == 1
+    r = get(plain)  # no stale-if-error: the origin's 503 goes through
+    assert r.status == 503 and r.headers["x-cache"] in ("BYPASS", "MISS"), (r.status, r.headers)

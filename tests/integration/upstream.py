@@ -182,6 +182,9 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(int(q["ms"][0]) / 1000.0)
             with self.server.lock:
                 n = self.server.cache_served[self.path] = self.server.cache_served.get(self.path, 0) + 1
+            if "fail_after" in q and n > int(q["fail_after"][0]):  # the origin breaks
+                self._send(503, b"origin down\n", "text/plain")
+                return
             extra = [("Cache-Control", q["cc"][0])] if "cc" in q else []
             extra += [("Vary", q["vary"][0])] if "vary" in q else []
             extra += [("ETag", '"%s"' % q["etag"][0])] if "etag" in q else []
