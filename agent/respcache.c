@@ -104,16 +104,16 @@ static bool span_get(const void *ctx, const char *name, size_t idx, const char *
     return false;
 }
 
-static enum hc_method method_of(const struct conn *c)
-{
-    const char *buf = c->in.data + c->in.off - (c->head_consumed ? c->req.msg.head_bytes : 0);
-    return hc_method_classify(buf + c->req.msg.method_name.off, c->req.msg.method_name.len);
-}
-
 /* The request head's bytes (still in c->in until forwarded; after, just behind off). */
 static const char *req_buf(const struct conn *c)
 {
     return c->in.data + c->in.off - (c->head_consumed ? c->req.msg.head_bytes : 0);
+}
+
+static enum hc_method method_of(const struct conn *c)
+{
+    return hc_method_classify(req_buf(c) + c->req.msg.method_name.off,
+                              c->req.msg.method_name.len);
 }
 
 /* ---- start / stop ------------------------------------------------------------------- */

@@ -22,32 +22,15 @@ BENCH_PIDS+=($!)
 
 up_port=$(free_port)
 px_port=$(free_port)
-mkdir -p "$BENCH_TMP/up/logs" "$BENCH_TMP/px/logs"
-cat >"$BENCH_TMP/up/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_TMP/up/nginx.pid;
-error_log $BENCH_TMP/up/logs/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
+start_nginx up "access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:$up_port;
-    location / { default_type application/json; return 200 '{"ok":true}'; } } }
-CONF
-cat >"$BENCH_TMP/px/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_TMP/px/nginx.pid;
-error_log $BENCH_TMP/px/logs/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
+    location / { default_type application/json; return 200 '{\"ok\":true}'; } }"
+start_nginx px "access_log off; keepalive_requests 1000000;
   upstream api { server 127.0.0.1:$up_port; keepalive 64; }
   server { listen 127.0.0.1:$px_port;
     location / { proxy_pass http://api; proxy_http_version 1.1;
-                 proxy_set_header Connection ""; } } }
-CONF
-nginx -p "$BENCH_TMP/up" -c "$BENCH_TMP/up/nginx.conf" -g 'daemon off; master_process off;' &
-BENCH_PIDS+=($!)
-nginx -p "$BENCH_TMP/px" -c "$BENCH_TMP/px/nginx.conf" -g 'daemon off; master_process off;' &
-px_pid=$!
-BENCH_PIDS+=("$px_pid")
+                 proxy_set_header Connection \"\"; } }"
+px_pid=$NGINX_PID
 
 ag_port=$(free_port)
 adm_port=$(free_port)

@@ -14,35 +14,19 @@ cd "$(dirname "$0")/.."
 
 up_port=$(free_port)
 nc_port=$(free_port)
-mkdir -p "$BENCH_TMP/up/logs" "$BENCH_TMP/nc/logs" "$BENCH_TMP/nc/cache"
 body=$(python3 -c 'print("x" * 512)')
-cat >"$BENCH_TMP/up/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_TMP/up/nginx.pid;
-error_log $BENCH_TMP/up/logs/error.log;
-events { worker_connections 4096; }
-http { access_log off;
+start_nginx up "access_log off;
   server { listen 127.0.0.1:$up_port;
-    location / { default_type application/json; add_header Cache-Control "max-age=3600";
-                 return 200 '{"body":"$body"}'; } } }
-CONF
-cat >"$BENCH_TMP/nc/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_TMP/nc/nginx.pid;
-error_log $BENCH_TMP/nc/logs/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
+    location / { default_type application/json; add_header Cache-Control \"max-age=3600\";
+                 return 200 '{\"body\":\"$body\"}'; } }"
+mkdir -p "$BENCH_TMP/nc/cache"
+start_nginx nc "access_log off; keepalive_requests 1000000;
   proxy_cache_path $BENCH_TMP/nc/cache keys_zone=c:10m max_size=100m;
   upstream api { server 127.0.0.1:$up_port; keepalive 64; }
   server { listen 127.0.0.1:$nc_port;
-    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection "";
-                 proxy_cache c; add_header X-Cache \$upstream_cache_status; } } }
-CONF
-nginx -p "$BENCH_TMP/up" -c "$BENCH_TMP/up/nginx.conf" -g 'daemon off; master_process off;' &
-BENCH_PIDS+=($!)
-nginx -p "$BENCH_TMP/nc" -c "$BENCH_TMP/nc/nginx.conf" -g 'daemon off; master_process off;' &
-nc_pid=$!
-BENCH_PIDS+=("$nc_pid")
+    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection \"\";
+                 proxy_cache c; add_header X-Cache \$upstream_cache_status; } }"
+nc_pid=$NGINX_PID
 ag_port=$(free_port)
 adm_port=$(free_port)
 "$bindir/sluice-agent" --listen "127.0.0.1:$ag_port" --admin "127.0.0.1:$adm_port" \

@@ -13,6 +13,23 @@ bench_cleanup() {
 }
 trap bench_cleanup EXIT INT TERM
 
+# start_nginx NAME HTTP_BLOCK — an nginx (one worker, no daemon, files under
+# $BENCH_TMP/NAME) serving the given http { } contents; its pid in NGINX_PID.
+start_nginx() {
+	local dir="$BENCH_TMP/$1"
+	mkdir -p "$dir/logs"
+	cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log;
+events { worker_connections 4096; }
+http { $2 }
+CONF
+	nginx -p "$dir" -c "$dir/nginx.conf" -g 'daemon off; master_process off;' &
+	NGINX_PID=$!
+	BENCH_PIDS+=("$NGINX_PID")
+}
+
 free_port() {
 	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
 }

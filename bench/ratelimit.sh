@@ -35,17 +35,8 @@ fi
 echo
 echo "== 3. agent CPU per request, local limit on vs off"
 up_port=$(free_port)
-mkdir -p "$BENCH_TMP/up/logs"
-cat >"$BENCH_TMP/up/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_TMP/up/nginx.pid;
-error_log $BENCH_TMP/up/logs/error.log;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:$up_port; location / { return 200 'ok'; } } }
-CONF
-nginx -p "$BENCH_TMP/up" -c "$BENCH_TMP/up/nginx.conf" -g 'daemon off; master_process off;' &
-BENCH_PIDS+=($!)
+start_nginx up "access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:$up_port; location / { return 200 'ok'; } }"
 ag_port=$(free_port)
 adm_port=$(free_port)
 "$bindir/sluice-agent" --listen "127.0.0.1:$ag_port" --admin "127.0.0.1:$adm_port" \

@@ -34,24 +34,11 @@ code=$(curl -fsS -X POST "http://127.0.0.1:$api_port/v1/links" \
 	python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])')
 
 nginx_port=$(free_port)
-mkdir -p "$BENCH_TMP/nginx/logs"
-cat >"$BENCH_TMP/nginx/nginx.conf" <<CONF
-worker_processes 1;
-pid $BENCH_TMP/nginx/nginx.pid;
-error_log $BENCH_TMP/nginx/logs/error.log;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    server {
-        listen 127.0.0.1:$nginx_port;
-        location / { default_type application/json;
-                     return 200 '{"code":"aZ3kP9q","url":"https://example.com/some/long/path"}'; }
-    }
-}
-CONF
-nginx -p "$BENCH_TMP/nginx" -c "$BENCH_TMP/nginx/nginx.conf" -g 'daemon off; master_process off;' &
-nginx_pid=$!
-BENCH_PIDS+=("$nginx_pid")
+start_nginx nginx "access_log off;
+  server { listen 127.0.0.1:$nginx_port;
+    location / { default_type application/json;
+                 return 200 '{\"code\":\"aZ3kP9q\",\"url\":\"https://example.com/some/long/path\"}'; } }"
+nginx_pid=$NGINX_PID
 wait_http "http://127.0.0.1:$nginx_port/"
 
 echo "sluice-shortener vs nginx static, wrk -t1 -c${BENCH_CONNS:-32} -d${BENCH_SECONDS:-5}s, $(nproc) cores"
