@@ -145,8 +145,7 @@ static void conn_free(struct conn *c)
     wc->nconns--;
     limits_abandon(c);
     respcache_unwait(c);
-    respcache_abandon(c);
-    free(c->rc_key);
+    respcache_done(c);
     policy_set_unref(c->pset);
     iobuf_free(&c->in);
     iobuf_free(&c->out);
@@ -603,9 +602,13 @@ static bool head_request_line(struct iobuf *o, const struct conn *c, const char 
 static bool head_fields(struct iobuf *o, const struct conn *c, const char *buf,
                         struct http1_span *xff)
 {
+    const char *validators; /* the cache revalidates: its conditionals replace the client's */
+    bool ours = respcache_validators(c, &validators);
     for (unsigned i = 0; i < c->req.msg.nfields; i++) {
         const struct http1_header *h = &c->fields[i];
         if (h->hop_by_hop || is_field(buf, h, "X-Request-Id") || is_field(buf, h, "traceparent"))
+            continue;
+        if (ours && (is_field(buf, h, "If-None-Match") || is_field(buf, h, "If-Modified-Since")))
             continue;
         if (is_field(buf, h, "X-Forwarded-For")) {
             *xff = h->value; /* the last one; ours is appended to it */
@@ -615,7 +618,7 @@ static bool head_fields(struct iobuf *o, const struct conn *c, const char *buf,
             !iobuf_append(o, buf + h->value.off, h->value.len) || !iobuf_append(o, "\r\n", 2))
             return false;
     }
-    return true;
+    return !ours || iobuf_append(o, validators, strlen(validators));
 }
 
 static bool build_upstream_head(struct conn *c, struct upconn *u)
@@ -733,6 +736,22 @@ static int relay_head(struct conn *c, struct upconn *u)
             http1_parser_reset_for_next(&u->resp);
             continue;
         }
+        const char *validators;
+        if (status == 304 && respcache_validators(c, &validators)) {
+            /* our revalidation (RFC 9111 §4.3.3): a 304 has no body; the stored response,
+             * freshened, answers */
+            u->in.off += used;
+            int answered = respcache_revalidated(c, u, buf);
+            c->up = NULL;
+            up_release(u, u->resp.msg.keep_alive && c->req_body_done);
+            if (answered)
+                proxy_answered(c, answered);
+            else
+                conn_answer(c, 502, "bad-upstream-response", "Bad Gateway",
+                            "the upstream answered 304 to a revalidation of a response that "
+                            "is no longer stored, or for another ETag", true);
+            return RELAY_ANSWERED; /* c may be gone, u is released */
+        }
         if (hc_is_error_status(status) && respcache_can_serve_stale(c)) {
             c->up = NULL; /* RFC 5861 §4: the error answer is dropped, unread */
             up_free(u);
@@ -761,15 +780,17 @@ static int relay_body(struct conn *c, struct upconn *u)
         size_t used;
         struct http1_chunk_out seg = {0};
         const char *in = u->in.data + u->in.off;
+        /* segments when re-framing for an HTTP/1.0 client or storing a chunked answer */
+        bool segs = u->decode || (c->rc_capture && u->resp.msg.body == HTTP1_BODY_CHUNKED);
         int rc = http1_parse_body(&u->resp, in, iobuf_pending(&u->in), &used,
-                                  u->decode ? &seg : NULL);
+                                  segs ? &seg : NULL);
         if (rc < 0)
             return rc;
         bool ok = u->decode ? (seg.kind != HTTP1_SEG_DATA ||
                                iobuf_append(&c->out, in + seg.off, seg.len))
                             : iobuf_append(&c->out, in, used);
-        if (ok && c->rc_capture && !u->decode)
-            respcache_body(c, in, used);
+        if (ok && c->rc_capture && (!segs || seg.kind == HTTP1_SEG_DATA))
+            respcache_body(c, segs ? in + seg.off : in, segs ? seg.len : used);
         if (!ok)
             return HTTP1_E_BODY_TOO_LARGE;
         c->bytes_out += u->decode ? (seg.kind == HTTP1_SEG_DATA ? seg.len : 0) : used;
@@ -1100,10 +1121,7 @@ static void conn_next_request(struct conn *c)
     c->path[0] = '\0';
     c->nlv = 0;
     c->limited_retry_s = 0;
-    respcache_abandon(c);
-    free(c->rc_key);
-    c->rc_key = NULL;
-    c->rc_no_coalesce = false;
+    respcache_done(c);
     policy_set_unref(c->pset);
     c->pset = NULL;
     iobuf_compact(&c->in);

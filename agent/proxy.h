@@ -117,6 +117,7 @@ struct conn {
     bool rc_filler;           /* others wait for this request's answer (miss coalescing) */
     bool rc_waiting;          /* this request waits for another's (CONN_CACHE_WAIT) */
     bool rc_no_coalesce;      /* retrying after a wait: go upstream, do not wait again */
+    char *rc_validators;      /* revalidating: our conditional lines replace the client's */
 };
 
 /* A connection another worker's fill released (respcache.c → the worker's mailbox). */

@@ -1,11 +1,14 @@
 #include "respcache.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "cache.h"
 #include "clock.h"
@@ -32,7 +35,32 @@ struct blob {
 };
 
 struct rc_counters {
-    _Atomic uint64_t hits, misses, bypass, not_modified, invalidations, stale, coalesced;
+    _Atomic uint64_t hits, misses, bypass, not_modified, invalidations, stale, coalesced,
+        revalidated, reval_started, reval_failed, reval_dropped;
+};
+
+/* Background revalidation (stale-while-revalidate, RFC 5861 §3): one thread, a bounded
+ * queue, at most one job per stored key queued or running. */
+#define REVAL_QUEUE_MAX 256
+
+struct reval_job {
+    struct reval_job *next;
+    char *skey; /* the storage key: target "\n", plus the Vary key for a variant */
+    size_t sklen;
+    char *url;
+    struct curl_slist *headers;
+    struct hc_request req;
+};
+
+struct reval {
+    pthread_t thread;
+    bool started, stop;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct reval_job *head, *tail;
+    unsigned n;
+    char *busy; /* the key being revalidated now */
+    size_t busy_len;
 };
 
 /* Miss coalescing: one fill per key in flight; the others wait (bounded) for it. */
@@ -61,6 +89,9 @@ struct respcache {
     struct hc_policy policy;
     uint64_t max_entry_bytes;
     struct rc_counters n;
+    struct reval reval;
+    _Atomic int reval_stop;
+    struct agent *agent;
 };
 
 static struct respcache *rc_of(const struct conn *c)
@@ -104,6 +135,64 @@ static bool span_get(const void *ctx, const char *name, size_t idx, const char *
     return false;
 }
 
+/* hc_fields over stored head lines ("Name: value\r\n" each). */
+struct lines {
+    const char *p;
+    size_t len;
+};
+
+static bool lines_get(const void *ctx, const char *name, size_t idx, const char **value,
+                      size_t *len)
+{
+    const struct lines *l = ctx;
+    size_t nlen = strlen(name);
+    for (size_t i = 0; i < l->len;) {
+        const char *line = l->p + i;
+        const char *eol = memchr(line, '\n', l->len - i);
+        const char *end = eol ? eol : l->p + l->len;
+        i += (size_t)(end - line) + (eol ? 1 : 0);
+        if ((size_t)(end - line) <= nlen || line[nlen] != ':' ||
+            strncasecmp(line, name, nlen) != 0 || idx-- > 0)
+            continue;
+        const char *v = line + nlen + 1;
+        while (v < end && (*v == ' ' || *v == '\t'))
+            v++;
+        while (end > v && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        *value = v;
+        *len = (size_t)(end - v);
+        return true;
+    }
+    return false;
+}
+
+/* Whether a response field line is stored (RFC 9111 §3.1): not hop-by-hop, not one the
+ * cache generates; not Content-Length either (the only KEEP_STORED field): it is written
+ * from the stored body, since a chunked answer had none. */
+static bool stored_field(const char *name, size_t len)
+{
+    return hc_field_rule(name, len) == HC_FIELD_KEEP;
+}
+
+static bool append_line(struct iobuf *o, const char *name, size_t nlen, const char *value,
+                        size_t vlen)
+{
+    return iobuf_append(o, name, nlen) && iobuf_append(o, ": ", 2) &&
+           iobuf_append(o, value, vlen) && iobuf_append(o, "\r\n", 2);
+}
+
+/* The stored head lines of a parsed response. */
+static bool head_from_spans(struct iobuf *o, const struct http1_header *f, unsigned n,
+                            const char *buf)
+{
+    for (unsigned i = 0; i < n; i++)
+        if (!f[i].hop_by_hop && stored_field(buf + f[i].name.off, f[i].name.len) &&
+            !append_line(o, buf + f[i].name.off, f[i].name.len, buf + f[i].value.off,
+                         f[i].value.len))
+            return false;
+    return true;
+}
+
 /* The request head's bytes (still in c->in until forwarded; after, just behind off). */
 static const char *req_buf(const struct conn *c)
 {
@@ -117,6 +206,9 @@ static enum hc_method method_of(const struct conn *c)
 }
 
 /* ---- start / stop ------------------------------------------------------------------- */
+
+static int reval_start(struct respcache *rc);
+static void reval_stop(struct respcache *rc);
 
 /* "SERVICE\nTARGET\n" from another agent of the fleet (or this one: harmless twice). */
 static void on_remote_invalidate(struct agent *a, const char *msg, size_t len)
@@ -176,6 +268,13 @@ int respcache_start(struct agent *a, char err[256])
     rc->policy = hc_policy_default;
     pthread_mutex_init(&rc->fill_lock, NULL);
     rc->max_entry_bytes = a->cfg.cache_max_entry_bytes;
+    rc->agent = a;
+    if (reval_start(rc) != SL_OK) {
+        snprintf(err, 256, "cache: cannot start the revalidation thread");
+        cache_free(rc->cache);
+        free(rc);
+        return SL_ENOMEM;
+    }
     a->respcache = rc;
     a->on_cache_invalidate = on_remote_invalidate;
     return SL_OK;
@@ -185,6 +284,7 @@ void respcache_stop(struct agent *a)
 {
     if (!a->respcache)
         return;
+    reval_stop(a->respcache);
     cache_free(a->respcache->cache);
     pthread_mutex_destroy(&a->respcache->fill_lock);
     free(a->respcache);
@@ -202,6 +302,40 @@ static bool blob_read(const struct cache_entry *e, struct blob *out, const char 
     memcpy(out, cache_entry_data(e), sizeof(*out));
     *rest = (const char *)cache_entry_data(e) + sizeof(*out);
     return true;
+}
+
+static void blob_find_etag(struct blob *b, const char *head)
+{
+    struct lines l = {head, b->head_len};
+    const char *v;
+    size_t n;
+    b->etag_off = b->etag_len = 0;
+    if (lines_get(&l, "ETag", 0, &v, &n)) {
+        b->etag_off = (uint32_t)(v - head);
+        b->etag_len = (uint32_t)n;
+    }
+}
+
+/* A whole stored response: header (lengths and ETag set here), Vary names, head, body. */
+static bool blob_build(struct iobuf *o, const struct blob *hdr, const char *vary,
+                       const char *head, size_t hlen, const char *body, size_t blen)
+{
+    struct blob b = *hdr;
+    b.head_len = (uint32_t)hlen;
+    b.body_len = (uint32_t)blen;
+    blob_find_etag(&b, head);
+    return iobuf_append(o, &b, sizeof(b)) && iobuf_append(o, vary, b.vary_len) &&
+           iobuf_append(o, head, hlen) && iobuf_append(o, body, blen);
+}
+
+/* Stored until until_s (Unix seconds): the storage TTL; freshness is hc_serve's. */
+static void put_entry(struct respcache *rc, const char *key, size_t klen, const void *data,
+                      size_t len, int64_t until_s)
+{
+    uint64_t now_ms = clock_wall_ms();
+    struct cache_meta meta = {.stored_ms = now_ms, .expires_ms = (uint64_t)until_s * 1000};
+    meta.stale_until_ms = meta.expires_ms;
+    cache_put(rc->cache, key, klen, data, len, &meta, now_ms);
 }
 
 /* Fields a 304 carries (RFC 9110 §15.4.5). */
@@ -239,6 +373,8 @@ static int answer_from_cache(struct conn *c, const struct blob *b, const char *v
     size_t before = c->out.len;
     bool ok = iobuf_printf(&c->out, "HTTP/1.1 %d %s\r\n", status, http_reason(status)) &&
               append_head_lines(&c->out, head, b->head_len, not_modified) &&
+              (not_modified || b->status == 204 ||
+               iobuf_printf(&c->out, "Content-Length: %u\r\n", b->body_len)) &&
               iobuf_printf(&c->out, "Age: %s\r\nX-Cache: %s\r\nX-Request-Id: %s\r\n", age,
                            hc_xcache_str(x), c->request_id) &&
               limits_headers(c, &c->out) &&
@@ -266,21 +402,33 @@ static size_t target_key(const struct conn *c, const char *buf, char *out)
     return n;
 }
 
-/* The entry for this request: the target's, or the variant its Vary marker selects. */
+/* Where a response is stored: the target's key, or target + Vary key for a variant. */
+struct skey {
+    char k[KEY_MAX + VARY_MAX * 4];
+    size_t len;
+};
+
+/* The entry for this request: the target's, or the variant its Vary marker selects; its
+ * storage key in *sk (when not NULL). */
 static struct cache_entry *find(struct respcache *rc, const char *key, size_t klen,
-                                const struct hc_fields *req, uint64_t now_ms)
+                                const struct hc_fields *req, uint64_t now_ms, struct skey *sk)
 {
+    struct skey local;
+    sk = sk ? sk : &local;
+    memcpy(sk->k, key, klen);
+    sk->len = klen;
     struct cache_entry *e = cache_get(rc->cache, key, klen, now_ms);
     struct blob b;
     const char *vary;
     if (!blob_read(e, &b, &vary) || b.head_len || !b.vary_len)
         return e;
-    char k2[KEY_MAX + VARY_MAX * 4];
     size_t vlen;
-    memcpy(k2, key, klen);
-    int rc2 = hc_vary_key(vary, b.vary_len, req, k2 + klen, sizeof(k2) - klen, &vlen);
+    int rc2 = hc_vary_key(vary, b.vary_len, req, sk->k + klen, sizeof(sk->k) - klen, &vlen);
     cache_entry_release(e);
-    return rc2 == SL_OK ? cache_get(rc->cache, k2, klen + vlen, now_ms) : NULL;
+    if (rc2 != SL_OK)
+        return NULL;
+    sk->len = klen + vlen;
+    return cache_get(rc->cache, sk->k, sk->len, now_ms);
 }
 
 /* ---- miss coalescing -------------------------------------------------------------- */
@@ -388,6 +536,401 @@ void respcache_unwait(struct conn *c)
     c->rc_waiting = false;
 }
 
+/* ---- revalidation (RFC 9111 §4.3) ---------------------------------------------------- */
+
+/* RFC 9111 §4.3.4: the response stored under skey, its fields updated by the 304's
+ * (l304: stored-field lines), its freshness recomputed from the merged fields; stored
+ * again, or dropped when no longer storable. The whole blob goes to out for answering.
+ * SL_OK; SL_ENOTFOUND (nothing stored there any more); SL_CONFLICT (the 304 is for another
+ * ETag: the entry is outdated and dropped); SL_ENOMEM. */
+static int freshen(struct respcache *rc, const struct hc_request *req, const char *skey,
+                   size_t sklen, const char *l304, size_t n304, int64_t request_s,
+                   struct iobuf *out)
+{
+    struct cache_entry *e = cache_get_stale(rc->cache, skey, sklen, clock_wall_ms());
+    struct blob b;
+    const char *vary;
+    if (!blob_read(e, &b, &vary) || !b.head_len) {
+        cache_entry_release(e);
+        return SL_ENOTFOUND;
+    }
+    const char *head = vary + b.vary_len;
+    struct lines upd = {l304, n304};
+    struct hc_fields f304 = {lines_get, &upd};
+    if (!hc_freshen_matches(b.etag_len ? head + b.etag_off : NULL, b.etag_len, &f304)) {
+        cache_entry_release(e);
+        cache_delete(rc->cache, skey, sklen);
+        return SL_ECONFLICT;
+    }
+    /* merged head: the stored lines the 304 does not replace, then the 304's lines */
+    struct iobuf merged = {.max = (size_t)b.head_len + n304 + 1};
+    bool ok = true;
+    for (size_t i = 0; ok && i < b.head_len;) {
+        const char *line = head + i, *eol = memchr(line, '\n', b.head_len - i);
+        size_t n = eol ? (size_t)(eol - line) + 1 : b.head_len - i;
+        const char *colon = memchr(line, ':', n);
+        char name[64];
+        size_t nlen = colon ? (size_t)(colon - line) : 0;
+        const char *v;
+        size_t vl;
+        bool replaced = nlen && nlen < sizeof(name) &&
+                        (memcpy(name, line, nlen), name[nlen] = '\0',
+                         lines_get(&upd, name, 0, &v, &vl));
+        if (!replaced)
+            ok = iobuf_append(&merged, line, n);
+        i += n;
+    }
+    ok = ok && iobuf_append(&merged, l304, n304);
+    struct lines ml = {merged.data, merged.len};
+    struct hc_fields mf = {lines_get, &ml};
+    struct hc_store st;
+    int64_t now_s = clock_wall_s();
+    bool storable = ok && hc_response_storable(&rc->policy, req, b.status, &mf, request_s,
+                                               now_s, &st);
+    struct blob nb = b;
+    if (storable) {
+        nb.entry = st.entry;
+    } else { /* answers this request once more, as just validated */
+        nb.entry.response_s = now_s;
+        nb.entry.initial_age_s = 0;
+    }
+    ok = ok && blob_build(out, &nb, vary, merged.data, merged.len, head + b.head_len, b.body_len);
+    cache_entry_release(e);
+    free(merged.data);
+    if (!ok)
+        return SL_ENOMEM;
+    if (storable)
+        put_entry(rc, skey, sklen, out->data, out->len, request_s + st.keep_s);
+    else
+        cache_delete(rc->cache, skey, sklen);
+    return SL_OK;
+}
+
+/* The entry's validators for the forwarded request (they replace the client's). */
+static void set_validators(struct conn *c, const struct blob *b, const char *vary)
+{
+    free(c->rc_validators);
+    c->rc_validators = NULL;
+    char date[40];
+    if (b->etag_len) {
+        const char *etag = vary + b->vary_len + b->etag_off;
+        if (asprintf(&c->rc_validators, "If-None-Match: %.*s\r\n", (int)b->etag_len, etag) < 0)
+            c->rc_validators = NULL;
+    } else if (b->entry.has_last_modified) {
+        clock_format_http(b->entry.last_modified_s, date);
+        if (asprintf(&c->rc_validators, "If-Modified-Since: %s\r\n", date) < 0)
+            c->rc_validators = NULL;
+    }
+}
+
+int respcache_revalidated(struct conn *c, struct upconn *u, const char *buf)
+{
+    struct respcache *rc = rc_of(c);
+    const char *rbuf = req_buf(c);
+    struct span_fields sf = {c->fields, c->req.msg.nfields, rbuf};
+    struct hc_fields req = {span_get, &sf};
+    struct skey sk;
+    cache_entry_release(find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms(), &sk));
+    struct iobuf l304 = {.max = 65536}, blob = {.max = rc->max_entry_bytes + 65536};
+    int status = 0;
+    if (head_from_spans(&l304, u->fields, u->resp.msg.nfields, buf) &&
+        freshen(rc, &c->rc_req, sk.k, sk.len, l304.data, l304.len, c->rc_request_s, &blob) ==
+            SL_OK) {
+        struct blob b;
+        const char *vary = blob.data + sizeof(b);
+        memcpy(&b, blob.data, sizeof(b));
+        const char *etag = b.etag_len ? vary + b.vary_len + b.etag_off : NULL;
+        bool nm = hc_not_modified(&req, (enum hc_method)c->rc_method, &b.entry, etag, b.etag_len,
+                                  clock_wall_s());
+        c->rc_xcache = HC_X_REVALIDATED;
+        status = answer_from_cache(c, &b, vary, nm, c->rc_method == HC_METHOD_HEAD,
+                                   HC_X_REVALIDATED);
+        if (status) {
+            bump(&rc->n.revalidated);
+            if (nm)
+                bump(&rc->n.not_modified);
+        }
+    }
+    free(l304.data);
+    free(blob.data);
+    respcache_abandon(c); /* waiters for this key now find the freshened entry */
+    return status;
+}
+
+/* ---- background revalidation (stale-while-revalidate) --------------------------------- */
+
+static void job_free(struct reval_job *j)
+{
+    if (!j)
+        return;
+    free(j->skey);
+    free(j->url);
+    curl_slist_free_all(j->headers);
+    free(j);
+}
+
+/* Request fields the revalidation repeats: end-to-end ones, minus the client's own
+ * conditionals and cache directives (ours replace them). */
+static bool reval_field(const char *buf, const struct http1_header *h)
+{
+    static const char *const skip[] = {"If-None-Match", "If-Modified-Since", "If-Match",
+                                       "If-Unmodified-Since", "If-Range", "Cache-Control",
+                                       "Pragma", "Content-Length", "X-Request-Id",
+                                       "traceparent"};
+    if (h->hop_by_hop)
+        return false;
+    for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+        if (http1_span_equals(buf, h->name, skip[i]))
+            return false;
+    return true;
+}
+
+static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static struct curl_slist *add_header(struct curl_slist *l, bool *ok, const char *fmt, ...)
+{
+    char line[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    struct curl_slist *next = *ok && n > 0 && (size_t)n < sizeof(line)
+                                  ? curl_slist_append(l, line) : NULL;
+    *ok = next != NULL;
+    return next ? next : l;
+}
+
+/* A stale answer went out (X-Cache: STALE): revalidate its entry in the background, at
+ * most once per key at a time; a full queue drops the job (the next stale hit retries). */
+static void reval_enqueue(struct respcache *rc, struct conn *c, const struct skey *sk,
+                          const struct blob *b, const char *vary)
+{
+    struct reval *r = &rc->reval;
+    const char *buf = req_buf(c);
+    const struct http1_message *m = &c->req.msg;
+    if (!r->started || m->target_form != HTTP1_TARGET_ORIGIN)
+        return;
+    struct reval_job *j = calloc(1, sizeof(*j));
+    bool ok = j && (j->skey = malloc(sk->len)) != NULL &&
+              asprintf(&j->url, "http://%s%.*s", c->wc->agent->upstream_str, (int)m->target.len,
+                       buf + m->target.off) > 0;
+    if (ok) {
+        memcpy(j->skey, sk->k, sk->len);
+        j->sklen = sk->len;
+        j->req = c->rc_req;
+    } else if (j) {
+        j->url = NULL; /* asprintf leaves it undefined on failure */
+    }
+    for (unsigned i = 0; ok && i < m->nfields; i++) {
+        const struct http1_header *h = &c->fields[i];
+        if (reval_field(buf, h))
+            j->headers = add_header(j->headers, &ok, "%.*s: %.*s", (int)h->name.len,
+                                    buf + h->name.off, (int)h->value.len, buf + h->value.off);
+    }
+    set_validators(c, b, vary);
+    if (ok && c->rc_validators) /* without its CRLF */
+        j->headers = add_header(j->headers, &ok, "%.*s", (int)strlen(c->rc_validators) - 2,
+                                c->rc_validators);
+    free(c->rc_validators);
+    c->rc_validators = NULL;
+    if (ok)
+        j->headers = add_header(j->headers, &ok, "Via: 1.1 %s", c->wc->agent->id);
+    if (ok)
+        j->headers = add_header(j->headers, &ok, "X-Request-Id: %s", c->request_id);
+    pthread_mutex_lock(&r->lock);
+    bool dup = r->busy && r->busy_len == sk->len && !memcmp(r->busy, sk->k, sk->len);
+    for (struct reval_job *q = r->head; !dup && q; q = q->next)
+        dup = q->sklen == sk->len && !memcmp(q->skey, sk->k, sk->len);
+    bool queued = ok && !dup && r->n < REVAL_QUEUE_MAX;
+    if (queued) {
+        if (r->tail)
+            r->tail->next = j;
+        else
+            r->head = j;
+        r->tail = j;
+        r->n++;
+        pthread_cond_signal(&r->cond);
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (!queued) {
+        if (!dup)
+            bump(&rc->n.reval_dropped);
+        job_free(j);
+    }
+}
+
+struct fetch {
+    struct respcache *rc;
+    unsigned status;
+    struct iobuf head, body;
+};
+
+/* libcurl's header callback: the status line starts a response (a 100 may precede the
+ * final one); stored-field lines are kept. */
+static size_t on_fetch_header(char *p, size_t size, size_t nitems, void *arg)
+{
+    struct fetch *f = arg;
+    size_t n = size * nitems;
+    if (n >= 5 && !memcmp(p, "HTTP/", 5)) {
+        const char *sp = memchr(p, ' ', n);
+        f->status = sp && (size_t)(sp - p) + 4 <= n ? (unsigned)strtoul(sp + 1, NULL, 10) : 0;
+        f->head.len = 0;
+        return n;
+    }
+    const char *colon = memchr(p, ':', n);
+    if (!colon || !stored_field(p, (size_t)(colon - p)))
+        return n;
+    size_t len = n;
+    while (len && (p[len - 1] == '\n' || p[len - 1] == '\r'))
+        len--;
+    return iobuf_append(&f->head, p, len) && iobuf_append(&f->head, "\r\n", 2) ? n : 0;
+}
+
+static size_t on_fetch_body(char *p, size_t size, size_t nitems, void *arg)
+{
+    struct fetch *f = arg;
+    return iobuf_append(&f->body, p, size * nitems) ? size * nitems : 0; /* 0: too large */
+}
+
+static int on_fetch_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c2,
+                             curl_off_t d)
+{
+    (void)a, (void)b, (void)c2, (void)d;
+    struct respcache *rc = arg;
+    return atomic_load_explicit(&rc->reval_stop, memory_order_relaxed); /* 1 aborts */
+}
+
+/* A 200 to the revalidation replaces the entry when it is storable with the same Vary. */
+static bool replace_entry(struct respcache *rc, const struct reval_job *j, struct fetch *f,
+                          int64_t request_s)
+{
+    struct lines l = {f->head.data, f->head.len};
+    struct hc_fields resp = {lines_get, &l};
+    struct hc_store st;
+    char vary[VARY_MAX];
+    size_t vlen = 0;
+    if (!hc_response_storable(&rc->policy, &j->req, f->status, &resp, request_s, clock_wall_s(),
+                              &st) ||
+        hc_vary_names(&resp, vary, sizeof(vary), &vlen) != SL_OK)
+        return false;
+    struct cache_entry *e = cache_get_stale(rc->cache, j->skey, j->sklen, clock_wall_ms());
+    struct blob old;
+    const char *ovary;
+    bool same = blob_read(e, &old, &ovary) && old.head_len && old.vary_len == vlen &&
+                !memcmp(ovary, vary, vlen);
+    cache_entry_release(e);
+    struct blob hdr = {.entry = st.entry, .status = f->status, .vary_len = (uint32_t)vlen};
+    struct iobuf out = {.max = rc->max_entry_bytes + 65536};
+    bool ok = same && blob_build(&out, &hdr, vary, f->head.data, f->head.len, f->body.data,
+                                 f->body.len);
+    if (ok)
+        put_entry(rc, j->skey, j->sklen, out.data, out.len, request_s + st.keep_s);
+    free(out.data);
+    return ok;
+}
+
+static void reval_run(struct respcache *rc, CURL *easy, const struct reval_job *j)
+{
+    const struct agent_config *cfg = &rc->agent->cfg;
+    struct fetch f = {.rc = rc,
+                      .head = {.max = 65536},
+                      .body = {.max = rc->max_entry_bytes}};
+    curl_easy_reset(easy); /* keeps the connection cache: keep-alive to the upstream */
+    curl_easy_setopt(easy, CURLOPT_URL, j->url);
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, j->headers);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->connect_timeout_ms);
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS,
+                     (long)(cfg->connect_timeout_ms + cfg->upstream_timeout_ms));
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_fetch_header);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, &f);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_fetch_body);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, &f);
+    curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_fetch_progress);
+    curl_easy_setopt(easy, CURLOPT_XFERINFODATA, rc);
+    bump(&rc->n.reval_started);
+    int64_t request_s = clock_wall_s();
+    CURLcode res = curl_easy_perform(easy);
+    struct iobuf out = {.max = rc->max_entry_bytes + 65536};
+    bool ok = res == CURLE_OK;
+    if (ok && f.status == 304)
+        ok = freshen(rc, &j->req, j->skey, j->sklen, f.head.data, f.head.len, request_s, &out) ==
+             SL_OK;
+    else if (ok)
+        ok = replace_entry(rc, j, &f, request_s);
+    if (ok && f.status == 304)
+        bump(&rc->n.revalidated);
+    else if (!ok) /* the stale entry stays until it expires; stale-if-error may use it */
+        bump(&rc->n.reval_failed);
+    if (res != CURLE_OK)
+        log_event(LOG_WARN, NULL, NULL, "background revalidation failed", "error",
+                  curl_easy_strerror(res), "url", j->url, NULL);
+    free(out.data);
+    free(f.head.data);
+    free(f.body.data);
+}
+
+static void *reval_main(void *arg)
+{
+    struct respcache *rc = arg;
+    struct reval *r = &rc->reval;
+    CURL *easy = curl_easy_init();
+    pthread_mutex_lock(&r->lock);
+    for (;;) {
+        while (!r->stop && !r->head)
+            pthread_cond_wait(&r->cond, &r->lock);
+        if (r->stop)
+            break;
+        struct reval_job *j = r->head;
+        r->head = j->next;
+        if (!r->head)
+            r->tail = NULL;
+        r->n--;
+        r->busy = j->skey;
+        r->busy_len = j->sklen;
+        pthread_mutex_unlock(&r->lock);
+        if (easy)
+            reval_run(rc, easy, j);
+        pthread_mutex_lock(&r->lock);
+        r->busy = NULL;
+        job_free(j);
+    }
+    pthread_mutex_unlock(&r->lock);
+    curl_easy_cleanup(easy);
+    return NULL;
+}
+
+static int reval_start(struct respcache *rc)
+{
+    struct reval *r = &rc->reval;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_cond_init(&r->cond, NULL);
+    if (pthread_create(&r->thread, NULL, reval_main, rc) != 0)
+        return SL_ENOMEM;
+    r->started = true;
+    return SL_OK;
+}
+
+static void reval_stop(struct respcache *rc)
+{
+    struct reval *r = &rc->reval;
+    if (r->started) {
+        atomic_store(&rc->reval_stop, 1);
+        pthread_mutex_lock(&r->lock);
+        r->stop = true;
+        pthread_cond_signal(&r->cond);
+        pthread_mutex_unlock(&r->lock);
+        pthread_join(r->thread, NULL);
+    }
+    for (struct reval_job *j = r->head, *next; j; j = next) {
+        next = j->next;
+        job_free(j);
+    }
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->cond);
+}
+
 int respcache_lookup(struct conn *c)
 {
     struct respcache *rc = rc_of(c);
@@ -412,11 +955,25 @@ int respcache_lookup(struct conn *c)
         return RC_MISS;
     }
     c->rc_xcache = HC_X_MISS;
-    struct cache_entry *e = find(rc, key, klen, &req, clock_wall_ms());
-    struct blob b;
-    const char *vary;
-    if (!blob_read(e, &b, &vary) || !b.head_len ||
-        hc_serve(&b.entry, &c->rc_req, c->rc_request_s) != HC_SERVE_FRESH) {
+    free(c->rc_validators);
+    c->rc_validators = NULL;
+    struct skey sk;
+    struct cache_entry *e = find(rc, key, klen, &req, clock_wall_ms(), &sk);
+    struct blob b = {0};
+    const char *vary = "";
+    bool stored = blob_read(e, &b, &vary) && b.head_len;
+    enum hc_serve sv = hc_serve(stored ? &b.entry : NULL, &c->rc_req, c->rc_request_s);
+    if (sv == HC_SERVE_GATEWAY_TIMEOUT) { /* §5.2.1.7 only-if-cached, nothing usable */
+        cache_entry_release(e);
+        bump(&rc->n.misses);
+        count_lookup(c, false);
+        proxy_answer(c, 504, "not-cached", "Gateway Timeout",
+                     "only-if-cached: no usable response is stored", false);
+        return RC_ANSWERED;
+    }
+    if (sv == HC_SERVE_REVALIDATE) /* forwarded with the entry's validators */
+        set_validators(c, &b, vary);
+    if (sv == HC_SERVE_MISS || sv == HC_SERVE_REVALIDATE) {
         cache_entry_release(e);
         if (coalesce(rc, c)) { /* someone is fetching it: wait for that (bounded) */
             bump(&rc->n.coalesced);
@@ -426,21 +983,40 @@ int respcache_lookup(struct conn *c)
         count_lookup(c, false);
         return RC_MISS;
     }
+    /* FRESH (HIT), or STALE within stale-while-revalidate (RFC 5861 §3) */
+    enum hc_xcache x = sv == HC_SERVE_STALE ? HC_X_STALE : HC_X_HIT;
     const char *etag = b.etag_len ? vary + b.vary_len + b.etag_off : NULL;
     bool nm = hc_not_modified(&req, m, &b.entry, etag, b.etag_len, c->rc_request_s);
-    int status = answer_from_cache(c, &b, vary, nm, m == HC_METHOD_HEAD, HC_X_HIT);
+    int status = answer_from_cache(c, &b, vary, nm, m == HC_METHOD_HEAD, x);
+    if (status && x == HC_X_STALE)
+        reval_enqueue(rc, c, &sk, &b, vary);
     cache_entry_release(e);
     if (!status) {
         bump(&rc->n.misses);
         return RC_MISS;
     }
-    bump(&rc->n.hits);
+    bump(x == HC_X_STALE ? &rc->n.stale : &rc->n.hits);
     count_lookup(c, true);
     if (nm)
         bump(&rc->n.not_modified);
-    c->rc_xcache = HC_X_HIT;
+    c->rc_xcache = x;
     proxy_answered(c, status); /* may close c: nothing after this */
     return RC_ANSWERED;
+}
+
+void respcache_done(struct conn *c)
+{
+    respcache_abandon(c);
+    free(c->rc_key);
+    free(c->rc_validators);
+    c->rc_key = c->rc_validators = NULL;
+    c->rc_no_coalesce = false;
+}
+
+bool respcache_validators(const struct conn *c, const char **lines)
+{
+    *lines = c->rc_validators;
+    return c->rc_validators != NULL;
 }
 
 /* RFC 5861 §4: the upstream failed; a stored answer whose stale-if-error window is still
@@ -455,7 +1031,7 @@ bool respcache_can_serve_stale(struct conn *c)
     const char *buf = req_buf(c);
     struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
     struct hc_fields req = {span_get, &sf};
-    struct cache_entry *e = find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms());
+    struct cache_entry *e = find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms(), NULL);
     struct blob b;
     const char *vary;
     bool ok = blob_read(e, &b, &vary) && b.head_len &&
@@ -473,7 +1049,7 @@ bool respcache_stale_if_error(struct conn *c)
     const char *buf = req_buf(c); /* GET/HEAD without a body: the head has not moved */
     struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
     struct hc_fields req = {span_get, &sf};
-    struct cache_entry *e = find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms());
+    struct cache_entry *e = find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms(), NULL);
     struct blob b;
     const char *vary;
     int status = 0;
@@ -507,27 +1083,19 @@ static bool capture_append(struct conn *c, const void *p, size_t n)
     return true;
 }
 
-/* The stored head: the status's fields minus hop-by-hop and generated ones (RFC 9111 §3.1).
- * The blob header is updated at the end: appending may move the buffer. */
+/* The stored head: the response's fields minus hop-by-hop and generated ones (RFC 9111
+ * §3.1). The blob header is updated at the end: appending may move the buffer. */
 static bool capture_head(struct conn *c, struct upconn *u, const char *buf)
 {
-    const struct http1_message *m = &u->resp.msg;
+    size_t start = c->rc_capture->len;
+    if (!head_from_spans(c->rc_capture, u->fields, u->resp.msg.nfields, buf)) {
+        respcache_abandon(c); /* over the entry bound */
+        return false;
+    }
     struct blob b;
     memcpy(&b, c->rc_capture->data, sizeof(b));
-    for (unsigned i = 0; i < m->nfields; i++) {
-        const struct http1_header *h = &u->fields[i];
-        enum hc_field_rule rule = hc_field_rule(buf + h->name.off, h->name.len);
-        if (h->hop_by_hop || rule == HC_FIELD_DROP || rule == HC_FIELD_GENERATED)
-            continue;
-        if (http1_span_equals(buf, h->name, "ETag")) {
-            b.etag_off = b.head_len + h->name.len + 2;
-            b.etag_len = h->value.len;
-        }
-        if (!capture_append(c, buf + h->name.off, h->name.len) || !capture_append(c, ": ", 2) ||
-            !capture_append(c, buf + h->value.off, h->value.len) || !capture_append(c, "\r\n", 2))
-            return false;
-        b.head_len += h->name.len + h->value.len + 4;
-    }
+    b.head_len = (uint32_t)(c->rc_capture->len - start);
+    blob_find_etag(&b, c->rc_capture->data + start);
     memcpy(c->rc_capture->data, &b, sizeof(b));
     return true;
 }
@@ -545,7 +1113,8 @@ bool respcache_response_head(struct conn *c, struct upconn *u, const char *buf,
         struct hc_store st;
         char vary[VARY_MAX];
         size_t vlen = 0;
-        bool body_known = m->body == HTTP1_BODY_NONE || m->body == HTTP1_BODY_LENGTH;
+        bool body_known = m->body == HTTP1_BODY_NONE || m->body == HTTP1_BODY_LENGTH ||
+                          m->body == HTTP1_BODY_CHUNKED; /* stored decoded, with a length */
         if (hc_response_storable(&rc->policy, &c->rc_req, m->status, &resp, c->rc_request_s,
                                  clock_wall_s(), &st) &&
             body_known && hc_vary_names(&resp, vary, sizeof(vary), &vlen) == SL_OK &&
@@ -580,13 +1149,10 @@ static void store(struct respcache *rc, struct conn *c, const struct hc_fields *
     struct blob *b = (struct blob *)c->rc_capture->data;
     size_t total = c->rc_capture->len;
     b->body_len = (uint32_t)(total - sizeof(*b) - b->vary_len - b->head_len);
-    uint64_t now_ms = clock_wall_ms();
-    struct cache_meta meta = {.stored_ms = now_ms,
-                              .expires_ms = ((uint64_t)c->rc_request_s + c->rc_keep_s) * 1000};
-    meta.stale_until_ms = meta.expires_ms;
+    int64_t until_s = c->rc_request_s + c->rc_keep_s;
     size_t klen = strlen(c->rc_key);
     if (!b->vary_len) {
-        cache_put(rc->cache, c->rc_key, klen, b, total, &meta, now_ms);
+        put_entry(rc, c->rc_key, klen, b, total, until_s);
         return;
     }
     char k2[KEY_MAX + VARY_MAX * 4];
@@ -599,8 +1165,8 @@ static void store(struct respcache *rc, struct conn *c, const struct hc_fields *
     char mbuf[sizeof(marker) + VARY_MAX];
     memcpy(mbuf, &marker, sizeof(marker));
     memcpy(mbuf + sizeof(marker), b + 1, b->vary_len);
-    cache_put(rc->cache, c->rc_key, klen, mbuf, sizeof(marker) + b->vary_len, &meta, now_ms);
-    cache_put(rc->cache, k2, klen + vlen, b, total, &meta, now_ms);
+    put_entry(rc, c->rc_key, klen, mbuf, sizeof(marker) + b->vary_len, until_s);
+    put_entry(rc, k2, klen + vlen, b, total, until_s);
 }
 
 void respcache_complete(struct conn *c, struct upconn *u)
@@ -669,10 +1235,14 @@ json_t *respcache_stats_json(struct agent *a)
     struct cache_stats st;
     cache_stats(rc->cache, &st);
     uint64_t hits = atomic_load(&rc->n.hits), misses = atomic_load(&rc->n.misses);
-    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f,"
-                     " s:o}",
+    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
+                     " s:I, s:I, s:I, s:f, s:o}",
                      "enabled", 1, "policy", a->cfg.cache_policy, "hits", (json_int_t)hits,
-                     "stale", (json_int_t)atomic_load(&rc->n.stale), "coalesced",
+                     "stale", (json_int_t)atomic_load(&rc->n.stale), "revalidated",
+                     (json_int_t)atomic_load(&rc->n.revalidated), "reval_started",
+                     (json_int_t)atomic_load(&rc->n.reval_started), "reval_failed",
+                     (json_int_t)atomic_load(&rc->n.reval_failed), "reval_dropped",
+                     (json_int_t)atomic_load(&rc->n.reval_dropped), "coalesced",
                      (json_int_t)atomic_load(&rc->n.coalesced),
                      "misses", (json_int_t)misses, "bypass",
                      (json_int_t)atomic_load(&rc->n.bypass), "not_modified",
@@ -703,6 +1273,10 @@ int respcache_prom(struct prom *w, struct agent *a)
          (double)atomic_load(&rc->n.misses)},
         {"sluice_cache_bypass_total", "Requests or responses the cache could not use",
          PROM_COUNTER, (double)atomic_load(&rc->n.bypass)},
+        {"sluice_cache_stale_total", "Stale answers (stale-while-revalidate, stale-if-error)",
+         PROM_COUNTER, (double)atomic_load(&rc->n.stale)},
+        {"sluice_cache_revalidated_total", "Stored answers validated upstream by a 304",
+         PROM_COUNTER, (double)atomic_load(&rc->n.revalidated)},
         {"sluice_cache_evictions_total", "Entries evicted for room", PROM_COUNTER,
          (double)st.evictions},
         {"sluice_cache_expirations_total", "Entries removed after expiry", PROM_COUNTER,

@@ -49,6 +49,15 @@ bool respcache_stale_if_error(struct conn *c);
 bool respcache_can_serve_stale(struct conn *c);
 /* The request ended without completing (error, reset): drop the capture. */
 void respcache_abandon(struct conn *c);
+/* The request is over (next request, or the connection closes): all cache state goes. */
+void respcache_done(struct conn *c);
+/* The validators to send instead of the client's (If-None-Match / If-Modified-Since lines,
+ * CRLF-terminated) when a stored entry is being revalidated (RFC 9111 §4.3.1). */
+bool respcache_validators(const struct conn *c, const char **lines);
+/* The upstream answered our revalidation with 304 (head in buf): freshen the entry and
+ * answer from it into c->out (X-Cache: REVALIDATED). The answer's status, or 0 when the
+ * entry is gone or the 304 is for another ETag (RFC 9111 §4.3.4). */
+int respcache_revalidated(struct conn *c, struct upconn *u, const char *buf);
 size_t respcache_purge(struct agent *a, const char *prefix, size_t len);
 json_t *respcache_stats_json(struct agent *a);
 int respcache_prom(struct prom *w, struct agent *a);

@@ -263,3 +263,79 @@ def test_stale_if_error_answers_an_upstream_503():
     assert r.json()["n"] == 1
     r = get(plain)  # no stale-if-error: the origin's 503 goes through
     assert r.status == 503 and r.headers["x-cache"] in ("BYPASS", "MISS"), (r.status, r.headers)
+
+
+def poll_until_not_hit(path, headers=None, deadline_s=10):
+    """GET path until its entry stops being fresh (X-Cache other than HIT)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        r = get(path, headers)
+        if r.headers.get("x-cache") != "HIT" or time.monotonic() > deadline:
+            return r
+        time.sleep(0.02)  # a poll interval, not a wait for the answer
+
+
+def test_no_cache_entry_is_revalidated_with_if_none_match_and_freshened_by_a_304():
+    p = target("rv", cc="no-cache", etag="r1")
+    r1 = get(p)
+    assert r1.headers["x-cache"] == "MISS" and r1.json()["n"] == 1
+    before = S.agent.stats()["cache"]["revalidated"]
+    r2 = get(p)  # stored, but no-cache: asked upstream with the stored ETag, answered 304
+    assert r2.status == 200 and r2.headers["x-cache"] == "REVALIDATED", r2.headers
+    assert S.up.server.cache_conditional[p] == '"r1"'
+    assert r2.body == r1.body, "the stored body answers after the 304"
+    assert r2.headers["etag"] == '"r1"' and r2.headers["content-length"] == str(len(r1.body))
+    assert r2.headers["x-origin-revalidated"] == "2", "the 304's fields update the stored ones"
+    assert S.agent.stats()["cache"]["revalidated"] == before + 1
+    # the client's own If-None-Match is replaced by ours, then checked against the entry
+    r3 = get(p, {"If-None-Match": '"r1"'})
+    assert r3.status == 304 and r3.headers["x-cache"] == "REVALIDATED" and r3.body == b""
+    r4 = get(p, {"If-None-Match": '"other"'})
+    assert r4.status == 200 and r4.headers["x-cache"] == "REVALIDATED"
+    assert S.up.server.cache_conditional[p] == '"r1"'
+
+
+def test_a_changed_resource_replaces_the_entry_after_revalidation():
+    p = target("rc", cc="max-age=1", etag="c1", changed="1")  # the origin never answers 304
+    assert get(p).headers["x-cache"] == "MISS"
+    r = poll_until_not_hit(p)
+    assert r.status == 200 and r.headers["x-cache"] == "MISS", r.headers
+    assert S.up.server.cache_conditional[p] == '"c1"', "an expired entry is revalidated"
+    assert r.json()["n"] == 2
+    r = get(p)
+    assert r.headers["x-cache"] == "HIT" and r.json()["n"] == 2, "the new answer is stored"
+
+
+def test_stale_while_revalidate_answers_stale_at_once_and_refreshes_in_the_background():
+    p = target("swr", cc="max-age=1,stale-while-revalidate=60", etag="s1")
+    assert get(p).headers["x-cache"] == "MISS"
+    r = poll_until_not_hit(p)
+    assert r.status == 200 and r.headers["x-cache"] == "STALE", r.headers
+    assert r.json()["n"] == 1 and int(r.headers["age"]) >= 1
+    # the background revalidation reaches the origin with the stored ETag; its 304
+    # freshens the entry, so the next answers are hits again
+    harness.wait_until(lambda: S.up.server.cache_served[p] >= 2, 10, "the background revalidation")
+    assert S.up.server.cache_conditional[p] == '"s1"'
+    harness.wait_until(lambda: get(p).headers["x-cache"] == "HIT", 10, "the freshened entry")
+    c = S.agent.stats()["cache"]
+    assert c["revalidated"] >= 1 and c["reval_failed"] == 0, c
+
+
+def test_chunked_answers_are_stored_and_replayed_with_a_length():
+    p = target("ch", cc="max-age=60", chunked="1", size="3000")
+    r1 = get(p)
+    assert r1.headers["x-cache"] == "MISS" and r1.headers.get("transfer-encoding") == "chunked"
+    r2 = get(p)
+    assert r2.headers["x-cache"] == "HIT", r2.headers
+    assert r2.body == r1.body and r2.headers["content-length"] == str(len(r1.body))
+    assert "transfer-encoding" not in r2.headers
+
+
+def test_only_if_cached_answers_504_when_nothing_usable_is_stored():
+    p = target("oic", cc="max-age=60")
+    r = get(p, {"Cache-Control": "only-if-cached"})
+    assert r.status == 504 and r.headers["content-type"].startswith("application/problem+json")
+    assert p not in S.up.server.cache_served
+    get(p)
+    r = get(p, {"Cache-Control": "only-if-cached"})
+    assert r.status == 200 and r.headers["x-cache"] == "HIT"

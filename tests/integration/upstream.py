@@ -19,6 +19,12 @@ Endpoints (any method unless noted):
   /status/N         status N with a small text body (none for 1xx/204/304 and HEAD)
   /cut              announces Content-Length 100000, sends 1000 bytes and closes
   /pid              this process's pid (text)
+  /cache?...        a cacheable JSON document {n, method, auth, accept, pad}; n counts how
+                    often the upstream answered this exact target (server.cache_served).
+                    Query: cc= (Cache-Control), vary=, etag= (answers 304 to a matching
+                    If-None-Match unless changed= is present), size= (padding), ms= (slow),
+                    fail_after=N (503 after N answers), chunked= (no Content-Length);
+                    server.cache_conditional[target] is the last If-None-Match received
 Speaks HTTP/1.1 keep-alive (correct Content-Length everywhere unless the point is not to).
 Only the Python 3.11 standard library.
 """
@@ -187,11 +193,37 @@ class Handler(BaseHTTPRequestHandler):
                 return
             extra = [("Cache-Control", q["cc"][0])] if "cc" in q else []
             extra += [("Vary", q["vary"][0])] if "vary" in q else []
-            extra += [("ETag", '"%s"' % q["etag"][0])] if "etag" in q else []
+            etag = '"%s"' % q["etag"][0] if "etag" in q else None
+            extra += [("ETag", etag)] if etag else []
+            with self.server.lock:
+                self.server.cache_conditional[self.path] = self.headers.get("If-None-Match")
+            if etag and self.headers.get("If-None-Match") == etag and "changed" not in q:
+                # a validated revalidation: 304 with the fields a 304 carries (RFC 9110 §15.4.5)
+                self.send_response(304)
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.send_header("X-Origin-Revalidated", str(n))
+                self.end_headers()
+                return
             doc = {"n": n, "method": self.command, "auth": self.headers.get("Authorization"),
                    "accept": self.headers.get("Accept"),
                    "pad": "x" * int(q.get("size", ["0"])[0])}
-            self._send(200, json.dumps(doc).encode(), "application/json", extra=extra)
+            body = json.dumps(doc).encode()
+            if "chunked" in q:  # the same document in three chunks, no Content-Length
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                for k, v in extra:
+                    self.send_header(k, v)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                if self.command != "HEAD":
+                    third = len(body) // 3 + 1
+                    for i in range(0, len(body), third):
+                        part = body[i:i + third]
+                        self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+                    self.wfile.write(b"0\r\n\r\n")
+                return
+            self._send(200, body, "application/json", extra=extra)
         elif p == "/pid":
             self._send(200, str(os.getpid()).encode(), "text/plain")
         else:
@@ -211,6 +243,7 @@ class Server(ThreadingHTTPServer):
         self.connections = 0
         self.requests = []  # (method, path, headers, conn)
         self.cache_served = {}  # target → times /cache answered it
+        self.cache_conditional = {}  # target → the If-None-Match of its last request
 
     def handle_error(self, request, client_address):
         # a peer that went away (the agent cut or timed out the connection) is expected
