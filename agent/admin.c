@@ -160,10 +160,16 @@ static void h_config(struct http_req *req, struct http_resp *resp)
 {
     struct agent *a = req->app;
     const struct agent_config *c = &a->cfg;
+    json_t *cache = json_pack("{s:I, s:s, s:I, s:s?, s:I, s:o}", "bytes", (json_int_t)c->cache_bytes,
+                              "policy", c->cache_policy, "max_entry_bytes",
+                              (json_int_t)c->cache_max_entry_bytes, "redis",
+                              c->cache_redis ? "set" : NULL, "redis_max_entry_bytes",
+                              (json_int_t)c->cache_redis_max_entry_bytes, "rules",
+                              respcache_rules_json(a));
     http_resp_json(
         resp, 200,
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?, s:i, s:f, s:{s:I,"
-                  " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:b, s:s}",
+                  " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:b, s:s, s:o}",
                   "id", a->id, "role", c->role, "service", c->service, "listen", a->listen_str,
                   "admin", a->admin_str, "upstream", a->upstream_str, "redis", c->redis,
                   "admin_token_set", c->admin_token != NULL, "exec", c->exec, "agent_check",
@@ -176,7 +182,7 @@ static void h_config(struct http_req *req, struct http_resp *resp)
                   (json_int_t)c->connect_timeout_ms, "upstream_timeout_ms",
                   (json_int_t)c->upstream_timeout_ms, "drain_timeout_s",
                   (json_int_t)c->drain_timeout_s, "trace_slow_ms", (json_int_t)c->trace_slow_ms,
-                  "access_log", c->access_log, "version", SLUICE_VERSION));
+                  "access_log", c->access_log, "version", SLUICE_VERSION, "cache", cache));
 }
 
 /* ---- mutations ----------------------------------------------------------------------- */
@@ -389,9 +395,10 @@ static void h_cache_purge(struct http_req *req, struct http_resp *resp)
         http_problem(resp, req, 409, "cache-disabled", "Cache disabled",
                      "this agent runs without a cache (--cache-bytes 0)", NULL);
     } else {
-        size_t n = respcache_purge(a, prefix, strlen(prefix));
-        http_resp_json(resp, 200, json_pack("{s:s, s:I}", "prefix", prefix, "purged",
-                                            (json_int_t)n));
+        long long shared;
+        size_t n = respcache_purge(a, prefix, strlen(prefix), &shared);
+        http_resp_json(resp, 200, json_pack("{s:s, s:I, s:I}", "prefix", prefix, "purged",
+                                            (json_int_t)n, "purged_shared", (json_int_t)shared));
     }
     field_errors_release(&fe);
     json_decref(doc);

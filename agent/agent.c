@@ -328,6 +328,7 @@ int agent_main(int argc, char **argv)
         .upstream_timeout_ms = 30000, .drain_timeout_s = 30, .trace_slow_ms = 500,
         .cache_policy = "s3fifo", .ratelimit_max_keys = 100000,
         .cache_max_entry_bytes = 1048576,
+        .cache_redis_max_entry_bytes = 262144,
     };
     const struct flag table[] = {
         {"role", FLAG_STRING, &c->role, "sidecar", "the agent's role (sidecar)", 0, 0, NULL},
@@ -378,6 +379,13 @@ int agent_main(int argc, char **argv)
          "eviction: lru, lfu, ttl or s3fifo (s3fifo)", 0, 0, NULL},
         {"cache-max-entry-bytes", FLAG_UINT, &c->cache_max_entry_bytes, "N",
          "largest response cached (1048576)", 1024, (unsigned long)1 << 32, NULL},
+        {"cache-rules", FLAG_STRING, &c->cache_rules, "FILE",
+         "per-route cache rules: {\"rules\":[{\"path_prefix\",\"cache\",\"ttl_cap_s\","
+         "\"stale_cap_s\"}]} (none)", 0, 0, NULL},
+        {"cache-redis", FLAG_STRING, &c->cache_redis, "URL",
+         "shared cache tier: replicas fill and read each other's entries (none)", 0, 0, NULL},
+        {"cache-redis-max-entry-bytes", FLAG_UINT, &c->cache_redis_max_entry_bytes, "N",
+         "largest entry written to the shared tier (262144)", 1024, 64UL << 20, NULL},
         {"log-level", FLAG_STRING, &c->log_level, "LEVEL", "debug, info, warn or error (info)", 0,
          0, NULL},
         {"access-log", FLAG_BOOL, &c->access_log, NULL, "one JSON line per request", 0, 0, NULL},

@@ -65,6 +65,9 @@ struct agent_config {
     unsigned long ratelimit_max_keys;   /* local limiter state bound */
     unsigned long cache_max_entry_bytes; /* largest response stored */
     const char *cache_policy;
+    const char *cache_redis;                   /* shared tier; NULL = none */
+    const char *cache_rules;                   /* per-route rules file; NULL = none */
+    unsigned long cache_redis_max_entry_bytes; /* largest entry written there */
     bool access_log;
 };
 

@@ -945,6 +945,7 @@ static void request_forward(struct conn *c)
 
 static void request_after_limits(struct conn *c);
 static void on_cache_wait_timeout(struct evloop *loop, void *arg);
+static void cache_step(struct conn *c);
 
 /* A request head arrived: identify it, then rate limits, faults, forwarding. */
 static void request_start(struct conn *c)
@@ -995,14 +996,21 @@ static void request_after_limits(struct conn *c)
         conn_answer(c, c->fault.abort_status, "fault-injected", "Injected fault",
                     "this response was injected by a fault rule", false);
     } else {
-        int r = respcache_lookup(c); /* RC_ANSWERED: c may be gone */
-        if (r == RC_MISS) {
-            request_forward(c);
-        } else if (r == RC_WAITING) { /* another request fetches this key */
-            c->state = CONN_CACHE_WAIT;
-            conn_arm(c, RESPCACHE_WAIT_MS, on_cache_wait_timeout);
-            conn_update_watch(c);
-        }
+        cache_step(c);
+    }
+}
+
+/* The response cache answers, parks the request (another request fetches this key, or
+ * the shared tier is asked), or it goes upstream. */
+static void cache_step(struct conn *c)
+{
+    int r = respcache_lookup(c); /* RC_ANSWERED: c may be gone */
+    if (r == RC_MISS) {
+        request_forward(c);
+    } else if (r == RC_WAITING) {
+        c->state = CONN_CACHE_WAIT;
+        conn_arm(c, RESPCACHE_WAIT_MS, on_cache_wait_timeout);
+        conn_update_watch(c);
     }
 }
 
@@ -1023,8 +1031,14 @@ void proxy_cache_resume(struct conn *c)
     c->timer = 0;
     c->rc_waiting = false;
     c->rc_no_coalesce = true; /* one wait per request: now a hit, or upstream */
-    if (respcache_lookup(c) == RC_MISS)
-        request_forward(c);
+    cache_step(c);
+}
+
+void proxy_cache_retry(struct conn *c)
+{
+    evloop_cancel(c->wc->loop, c->timer);
+    c->timer = 0;
+    cache_step(c);
 }
 
 void proxy_limits_done(struct conn *c)

@@ -113,11 +113,14 @@ struct conn {
     int64_t rc_request_s;
     uint32_t rc_keep_s;
     struct hc_request rc_req;
+    const struct hc_policy *rc_policy; /* the route's rule (--cache-rules), or the default */
     struct iobuf *rc_capture; /* the response being stored */
     bool rc_filler;           /* others wait for this request's answer (miss coalescing) */
     bool rc_waiting;          /* this request waits for another's (CONN_CACHE_WAIT) */
     bool rc_no_coalesce;      /* retrying after a wait: go upstream, do not wait again */
     char *rc_validators;      /* revalidating: our conditional lines replace the client's */
+    struct tier_ticket *rc_ticket; /* a shared-tier GET in flight */
+    bool rc_tier_done;        /* the shared tier was asked for this request */
 };
 
 /* A connection another worker's fill released (respcache.c → the worker's mailbox). */
@@ -157,6 +160,7 @@ struct worker_core {
     uint64_t policies_gen;
     struct rl_redis *rl_redis;   /* NULL without --redis */
     struct evredis *redis;       /* the worker's own async Redis connection */
+    struct evredis *cache_redis; /* --cache-redis: the response cache's shared tier */
     int wake_fd;                 /* eventfd: other threads post to the mailbox, then write */
     pthread_mutex_t mbox_lock;
     struct conn_msg *mbox;       /* connections to resume (miss coalescing) */
@@ -170,6 +174,8 @@ bool iobuf_append(struct iobuf *b, const void *p, size_t n);
 void proxy_limits_done(struct conn *c);
 /* A coalesced request was released: look the cache up again, else go upstream. */
 void proxy_cache_resume(struct conn *c);
+/* The shared tier answered (respcache.c): look the cache up again. */
+void proxy_cache_retry(struct conn *c);
 /* The answer is complete in c->out (respcache.c): finish the request. May close c. */
 void proxy_answered(struct conn *c, int status);
 /* Answer from the agent itself (problem+json) — limiter.c uses it for 429. */

@@ -17,6 +17,7 @@
 #include "http_cache.h"
 #include "log.h"
 #include "evloop_redis.h"
+#include "store_redis.h"
 #include "policy_sync.h"
 #include "proxy.h"
 #include "worker.h"
@@ -36,7 +37,8 @@ struct blob {
 
 struct rc_counters {
     _Atomic uint64_t hits, misses, bypass, not_modified, invalidations, stale, coalesced,
-        revalidated, reval_started, reval_failed, reval_dropped;
+        revalidated, reval_started, reval_failed, reval_dropped, tier_hits, tier_misses,
+        tier_errors, tier_writes, tier_too_big;
 };
 
 /* Background revalidation (stale-while-revalidate, RFC 5861 §3): one thread, a bounded
@@ -50,6 +52,7 @@ struct reval_job {
     char *url;
     struct curl_slist *headers;
     struct hc_request req;
+    const struct hc_policy *policy;
 };
 
 struct reval {
@@ -81,6 +84,14 @@ struct fill {
     struct fill *next;
 };
 
+#define CACHE_RULES_MAX 64
+
+struct cache_rule {
+    char prefix[256];
+    size_t len;
+    struct hc_policy policy;
+};
+
 struct respcache {
     pthread_mutex_t fill_lock; /* fills and their waiters: every worker's misses */
     struct fill *fills;
@@ -92,6 +103,10 @@ struct respcache {
     struct reval reval;
     _Atomic int reval_stop;
     struct agent *agent;
+    struct redis_pool *tier_pool; /* --cache-redis, for purges (admin thread) */
+    uint64_t tier_max_bytes;
+    struct cache_rule rules[CACHE_RULES_MAX];
+    unsigned nrules;
 };
 
 static struct respcache *rc_of(const struct conn *c)
@@ -205,10 +220,107 @@ static enum hc_method method_of(const struct conn *c)
                               c->req.msg.method_name.len);
 }
 
+/* ---- per-route rules (--cache-rules FILE) ------------------------------------------- */
+
+/* The policy for a request path: the rule with the longest matching prefix, else the
+ * default. Rules are read once at start and never change. */
+static const struct hc_policy *policy_for(const struct respcache *rc, const char *path)
+{
+    const struct hc_policy *p = &rc->policy;
+    size_t best = 0;
+    for (unsigned i = 0; i < rc->nrules; i++) {
+        const struct cache_rule *r = &rc->rules[i];
+        if (r->len >= best && !strncmp(path, r->prefix, r->len)) {
+            best = r->len;
+            p = &r->policy;
+        }
+    }
+    return p;
+}
+
+/* {"rules": [{"path_prefix": "/v1/", "cache": true, "ttl_cap_s": 60, "stale_cap_s": 30}]} */
+static int rules_load(struct respcache *rc, const char *path, char err[256])
+{
+    static const char *const fields[] = {"path_prefix", "cache", "ttl_cap_s", "stale_cap_s",
+                                         NULL};
+    json_t *doc;
+    char jerr[JSON_ERR_MAX];
+    if (json_parse_file(path, &doc, jerr)) {
+        snprintf(err, 256, "--cache-rules: %s", jerr);
+        return SL_EINVAL;
+    }
+    json_t *list = json_object_get(doc, "rules");
+    int rc2 = SL_OK;
+    if (!json_is_array(list) || json_array_size(list) > CACHE_RULES_MAX) {
+        snprintf(err, 256, "--cache-rules: %s: expected {\"rules\": [{\"path_prefix\": ...}, ...]} "
+                 "with at most %d rules", path, CACHE_RULES_MAX);
+        rc2 = SL_EINVAL;
+    }
+    size_t i;
+    json_t *v;
+    json_array_foreach(rc2 == SL_OK ? list : NULL, i, v) {
+        struct field_errors fe;
+        field_errors_init(&fe);
+        const char *prefix = NULL;
+        int64_t ttl = HC_NO_CAP, stale = HC_NO_CAP;
+        struct cache_rule *r = &rc->rules[i];
+        r->policy = rc->policy;
+        if (!json_is_object(v)) {
+            field_errors_add(&fe, "", "must be an object");
+        } else {
+            json_reject_unknown(v, fields, &fe);
+            if (json_field_string(v, "path_prefix", true, sizeof(r->prefix) - 1, &prefix, &fe) &&
+                prefix[0] != '/')
+                field_errors_add(&fe, "path_prefix", "must start with '/'");
+            json_t *on = json_object_get(v, "cache");
+            if (on && !json_is_boolean(on))
+                field_errors_add(&fe, "cache", "must be true or false");
+            r->policy.enabled = !on || json_is_true(on);
+            json_field_int(v, "ttl_cap_s", false, 0, 31536000, &ttl, &fe);
+            json_field_int(v, "stale_cap_s", false, 0, 31536000, &stale, &fe);
+        }
+        if (field_errors_any(&fe)) {
+            json_t *e0 = json_array_get(fe.list, 0);
+            snprintf(err, 256, "--cache-rules: %s: rules[%zu].%s: %s", path, i,
+                     json_string_value(json_object_get(e0, "field")),
+                     json_string_value(json_object_get(e0, "message")));
+            rc2 = SL_EINVAL;
+        } else {
+            snprintf(r->prefix, sizeof(r->prefix), "%s", prefix);
+            r->len = strlen(r->prefix);
+            r->policy.ttl_cap_s = (uint32_t)ttl;
+            r->policy.stale_cap_s = (uint32_t)stale;
+            rc->nrules++;
+        }
+        field_errors_release(&fe);
+        if (rc2 != SL_OK)
+            break;
+    }
+    json_decref(doc);
+    return rc2;
+}
+
+json_t *respcache_rules_json(const struct agent *a)
+{
+    const struct respcache *rc = a->respcache;
+    json_t *list = json_array();
+    for (unsigned i = 0; rc && i < rc->nrules; i++) {
+        const struct cache_rule *r = &rc->rules[i];
+        json_t *o = json_pack("{s:s, s:b}", "path_prefix", r->prefix, "cache", r->policy.enabled);
+        if (r->policy.ttl_cap_s != HC_NO_CAP)
+            json_object_set_new(o, "ttl_cap_s", json_integer(r->policy.ttl_cap_s));
+        if (r->policy.stale_cap_s != HC_NO_CAP)
+            json_object_set_new(o, "stale_cap_s", json_integer(r->policy.stale_cap_s));
+        json_array_append_new(list, o);
+    }
+    return list;
+}
+
 /* ---- start / stop ------------------------------------------------------------------- */
 
 static int reval_start(struct respcache *rc);
 static void reval_stop(struct respcache *rc);
+static void tier_detach(struct conn *c);
 
 /* "SERVICE\nTARGET\n" from another agent of the fleet (or this one: harmless twice). */
 static void on_remote_invalidate(struct agent *a, const char *msg, size_t len)
@@ -266,10 +378,24 @@ int respcache_start(struct agent *a, char err[256])
         return SL_EINVAL;
     }
     rc->policy = hc_policy_default;
+    if (a->cfg.cache_rules && rules_load(rc, a->cfg.cache_rules, err) != SL_OK) {
+        cache_free(rc->cache);
+        free(rc);
+        return SL_EINVAL;
+    }
     pthread_mutex_init(&rc->fill_lock, NULL);
     rc->max_entry_bytes = a->cfg.cache_max_entry_bytes;
     rc->agent = a;
+    rc->tier_max_bytes = a->cfg.cache_redis_max_entry_bytes;
+    char perr[128];
+    if (a->cfg.cache_redis && !(rc->tier_pool = redis_pool_new(a->cfg.cache_redis, NULL, perr))) {
+        snprintf(err, 256, "--cache-redis: %.200s", perr);
+        cache_free(rc->cache);
+        free(rc);
+        return SL_EINVAL;
+    }
     if (reval_start(rc) != SL_OK) {
+        redis_pool_free(rc->tier_pool);
         snprintf(err, 256, "cache: cannot start the revalidation thread");
         cache_free(rc->cache);
         free(rc);
@@ -285,6 +411,7 @@ void respcache_stop(struct agent *a)
     if (!a->respcache)
         return;
     reval_stop(a->respcache);
+    redis_pool_free(a->respcache->tier_pool);
     cache_free(a->respcache->cache);
     pthread_mutex_destroy(&a->respcache->fill_lock);
     free(a->respcache);
@@ -451,7 +578,7 @@ static void post(struct worker_core *wc, struct conn *c)
 /* A miss: wait for the fill of this key in flight (true), or become its filler (false). */
 static bool coalesce(struct respcache *rc, struct conn *c)
 {
-    if (c->rc_no_coalesce)
+    if (c->rc_no_coalesce || c->rc_filler)
         return false;
     bool wait = false;
     pthread_mutex_lock(&rc->fill_lock);
@@ -506,6 +633,7 @@ static void fill_release(struct respcache *rc, struct conn *c)
 void respcache_unwait(struct conn *c)
 {
     struct respcache *rc = rc_of(c);
+    tier_detach(c);
     if (!rc || !c->rc_waiting)
         return;
     pthread_mutex_lock(&rc->fill_lock);
@@ -536,6 +664,183 @@ void respcache_unwait(struct conn *c)
     c->rc_waiting = false;
 }
 
+/* ---- the shared tier in Redis (--cache-redis) ------------------------------------------ */
+
+/* A stored value: this header, then the blob bytes. The magic changes with struct blob, so
+ * agents of another build ignore each other's entries instead of misreading them. */
+#define TIER_MAGIC 0x534c4332u /* "SLC2" */
+#define TIER_PREFIX "sluice:cache:"
+
+struct tier_hdr {
+    uint32_t magic;
+    uint32_t blob_size; /* sizeof(struct blob) of the writer */
+    uint64_t until_ms;  /* the entry's storage deadline (wall clock) */
+};
+
+/* A GET in flight outlives its connection when the client goes away: the ticket does. */
+struct tier_ticket {
+    struct conn *c; /* NULL: the request went on without the answer */
+    struct skey sk;
+};
+
+static size_t tier_key(const struct agent *a, const char *skey, size_t sklen, char *out,
+                       size_t cap)
+{
+    int n = snprintf(out, cap, TIER_PREFIX "%s:", a->cfg.service);
+    if (n < 0 || (size_t)n + sklen > cap)
+        return 0;
+    memcpy(out + n, skey, sklen);
+    return (size_t)n + sklen;
+}
+
+static void on_tier_written(const redisReply *reply, int err, void *arg)
+{
+    struct respcache *rc = arg;
+    if (err || !reply || reply->type == REDIS_REPLY_ERROR)
+        bump(&rc->n.tier_errors);
+}
+
+/* Write-through: what this agent stores, the other replicas of the service may read. */
+static void tier_put(struct respcache *rc, struct conn *c, const char *skey, size_t sklen,
+                     const void *data, size_t len, int64_t until_s)
+{
+    struct evredis *r = c->wc->cache_redis;
+    char key[sizeof(TIER_PREFIX) + 256 + sizeof(((struct skey *)0)->k)];
+    size_t klen = r ? tier_key(c->wc->agent, skey, sklen, key, sizeof(key)) : 0;
+    if (!klen)
+        return;
+    if (len + sizeof(struct tier_hdr) > rc->tier_max_bytes) {
+        bump(&rc->n.tier_too_big);
+        return;
+    }
+    struct tier_hdr h = {TIER_MAGIC, sizeof(struct blob), (uint64_t)until_s * 1000};
+    char *v = malloc(sizeof(h) + len);
+    if (!v)
+        return;
+    memcpy(v, &h, sizeof(h));
+    memcpy(v + sizeof(h), data, len);
+    if (evredis_command(r, on_tier_written, rc, "SET %b %b PXAT %llu", key, klen, v,
+                        sizeof(h) + len, (unsigned long long)h.until_ms) == SL_OK)
+        bump(&rc->n.tier_writes);
+    free(v);
+}
+
+static void tier_del(struct conn *c, const char *skey, size_t sklen)
+{
+    struct evredis *r = c->wc->cache_redis;
+    char key[sizeof(TIER_PREFIX) + 256 + sizeof(((struct skey *)0)->k)];
+    size_t klen = r ? tier_key(c->wc->agent, skey, sklen, key, sizeof(key)) : 0;
+    if (klen)
+        evredis_command(r, on_tier_written, c->wc->agent->respcache, "DEL %b", key, klen);
+}
+
+static void on_tier_reply(const redisReply *reply, int err, void *arg);
+
+/* Ask the shared tier for sk; true when c now waits for the answer (RC_WAITING). */
+static bool tier_get(struct conn *c, const char *skey, size_t sklen)
+{
+    struct evredis *r = c->wc->cache_redis;
+    struct tier_ticket *t = r ? malloc(sizeof(*t)) : NULL;
+    char key[sizeof(TIER_PREFIX) + 256 + sizeof(((struct skey *)0)->k)];
+    size_t klen = t ? tier_key(c->wc->agent, skey, sklen, key, sizeof(key)) : 0;
+    if (!klen || evredis_command(r, on_tier_reply, t, "GET %b", key, klen) != SL_OK) {
+        free(t);
+        return false;
+    }
+    t->c = c;
+    memcpy(t->sk.k, skey, sklen);
+    t->sk.len = sklen;
+    c->rc_ticket = t;
+    return true;
+}
+
+static void tier_detach(struct conn *c)
+{
+    if (c->rc_ticket) {
+        c->rc_ticket->c = NULL;
+        c->rc_ticket = NULL;
+    }
+}
+
+/* The tier answered: a blob is stored locally (and the lookup repeated: now a hit); a Vary
+ * marker is stored and its variant asked for; anything else is a miss. */
+static void on_tier_reply(const redisReply *reply, int err, void *arg)
+{
+    struct tier_ticket *t = arg;
+    struct conn *c = t->c;
+    if (!c) {
+        free(t);
+        return;
+    }
+    c->rc_ticket = NULL;
+    struct respcache *rc = rc_of(c);
+    struct tier_hdr h;
+    struct blob b;
+    bool ok = !err && reply && reply->type == REDIS_REPLY_STRING &&
+              reply->len >= sizeof(h) + sizeof(b);
+    if (ok) {
+        memcpy(&h, reply->str, sizeof(h));
+        memcpy(&b, reply->str + sizeof(h), sizeof(b));
+        ok = h.magic == TIER_MAGIC && h.blob_size == sizeof(b) &&
+             reply->len == sizeof(h) + sizeof(b) + b.vary_len + b.head_len + b.body_len &&
+             b.vary_len < VARY_MAX;
+    }
+    bump(err ? &rc->n.tier_errors : ok ? &rc->n.tier_hits : &rc->n.tier_misses);
+    if (ok) {
+        put_entry(rc, t->sk.k, t->sk.len, reply->str + sizeof(h), reply->len - sizeof(h),
+                  (int64_t)(h.until_ms / 1000));
+        if (!b.head_len && b.vary_len) { /* a marker: the variant this request selects */
+            struct span_fields sf = {c->fields, c->req.msg.nfields, req_buf(c)};
+            struct hc_fields req = {span_get, &sf};
+            struct skey v = t->sk;
+            size_t vlen;
+            if (hc_vary_key(reply->str + sizeof(h) + sizeof(b), b.vary_len, &req, v.k + v.len,
+                            sizeof(v.k) - v.len, &vlen) == SL_OK &&
+                tier_get(c, v.k, v.len + vlen)) {
+                free(t);
+                return;
+            }
+        }
+    }
+    free(t);
+    c->rc_tier_done = true;
+    proxy_cache_retry(c); /* may answer and close c */
+}
+
+/* POST /v1/cache/purge also empties the shared tier under the prefix (on the admin
+ * thread, blocking: SCAN + DEL in one script). */
+static struct redis_script tier_purge_script = REDIS_SCRIPT_INIT(
+    "local n, cur = 0, '0'\n"
+    "repeat\n"
+    "  local r = redis.call('SCAN', cur, 'MATCH', ARGV[1], 'COUNT', 1000)\n"
+    "  cur = r[1]\n"
+    "  for _, k in ipairs(r[2]) do redis.call('DEL', k); n = n + 1 end\n"
+    "until cur == '0'\n"
+    "return n\n");
+
+static long long tier_purge(struct respcache *rc, const char *prefix, size_t len)
+{
+    if (!rc->tier_pool)
+        return 0;
+    char pat[2 * KEY_MAX + 320];
+    int n = snprintf(pat, sizeof(pat), TIER_PREFIX "%s:", rc->agent->cfg.service);
+    for (size_t i = 0; n > 0 && i < len && (size_t)n + 3 < sizeof(pat); i++) {
+        if (strchr("*?[]\\", prefix[i])) /* glob characters match themselves */
+            pat[n++] = '\\';
+        pat[n++] = prefix[i];
+    }
+    if (n <= 0 || (size_t)n + 2 > sizeof(pat))
+        return -1;
+    pat[n++] = '*';
+    pat[n] = '\0';
+    const char *args[] = {pat};
+    redisReply *r = redis_script_eval_pool(rc->tier_pool, &tier_purge_script, 0, 1, args, NULL);
+    long long removed = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    if (r)
+        freeReplyObject(r);
+    return removed;
+}
+
 /* ---- revalidation (RFC 9111 §4.3) ---------------------------------------------------- */
 
 /* RFC 9111 §4.3.4: the response stored under skey, its fields updated by the 304's
@@ -543,10 +848,12 @@ void respcache_unwait(struct conn *c)
  * again, or dropped when no longer storable. The whole blob goes to out for answering.
  * SL_OK; SL_ENOTFOUND (nothing stored there any more); SL_CONFLICT (the 304 is for another
  * ETag: the entry is outdated and dropped); SL_ENOMEM. */
-static int freshen(struct respcache *rc, const struct hc_request *req, const char *skey,
+static int freshen(struct respcache *rc, const struct hc_policy *pol,
+                   const struct hc_request *req, const char *skey,
                    size_t sklen, const char *l304, size_t n304, int64_t request_s,
-                   struct iobuf *out)
+                   struct iobuf *out, int64_t *until_s)
 {
+    *until_s = 0;
     struct cache_entry *e = cache_get_stale(rc->cache, skey, sklen, clock_wall_ms());
     struct blob b;
     const char *vary;
@@ -585,7 +892,7 @@ static int freshen(struct respcache *rc, const struct hc_request *req, const cha
     struct hc_fields mf = {lines_get, &ml};
     struct hc_store st;
     int64_t now_s = clock_wall_s();
-    bool storable = ok && hc_response_storable(&rc->policy, req, b.status, &mf, request_s,
+    bool storable = ok && hc_response_storable(pol, req, b.status, &mf, request_s,
                                                now_s, &st);
     struct blob nb = b;
     if (storable) {
@@ -599,9 +906,10 @@ static int freshen(struct respcache *rc, const struct hc_request *req, const cha
     free(merged.data);
     if (!ok)
         return SL_ENOMEM;
-    if (storable)
-        put_entry(rc, skey, sklen, out->data, out->len, request_s + st.keep_s);
-    else
+    if (storable) {
+        *until_s = request_s + st.keep_s;
+        put_entry(rc, skey, sklen, out->data, out->len, *until_s);
+    } else
         cache_delete(rc->cache, skey, sklen);
     return SL_OK;
 }
@@ -633,9 +941,13 @@ int respcache_revalidated(struct conn *c, struct upconn *u, const char *buf)
     cache_entry_release(find(rc, c->rc_key, strlen(c->rc_key), &req, clock_wall_ms(), &sk));
     struct iobuf l304 = {.max = 65536}, blob = {.max = rc->max_entry_bytes + 65536};
     int status = 0;
+    int64_t until_s;
     if (head_from_spans(&l304, u->fields, u->resp.msg.nfields, buf) &&
-        freshen(rc, &c->rc_req, sk.k, sk.len, l304.data, l304.len, c->rc_request_s, &blob) ==
-            SL_OK) {
+        freshen(rc, c->rc_policy, &c->rc_req, sk.k, sk.len, l304.data, l304.len, c->rc_request_s,
+                &blob,
+                &until_s) == SL_OK) {
+        if (until_s)
+            tier_put(rc, c, sk.k, sk.len, blob.data, blob.len, until_s);
         struct blob b;
         const char *vary = blob.data + sizeof(b);
         memcpy(&b, blob.data, sizeof(b));
@@ -718,6 +1030,7 @@ static void reval_enqueue(struct respcache *rc, struct conn *c, const struct ske
         memcpy(j->skey, sk->k, sk->len);
         j->sklen = sk->len;
         j->req = c->rc_req;
+        j->policy = c->rc_policy;
     } else if (j) {
         j->url = NULL; /* asprintf leaves it undefined on failure */
     }
@@ -809,7 +1122,7 @@ static bool replace_entry(struct respcache *rc, const struct reval_job *j, struc
     struct hc_store st;
     char vary[VARY_MAX];
     size_t vlen = 0;
-    if (!hc_response_storable(&rc->policy, &j->req, f->status, &resp, request_s, clock_wall_s(),
+    if (!hc_response_storable(j->policy, &j->req, f->status, &resp, request_s, clock_wall_s(),
                               &st) ||
         hc_vary_names(&resp, vary, sizeof(vary), &vlen) != SL_OK)
         return false;
@@ -854,9 +1167,11 @@ static void reval_run(struct respcache *rc, CURL *easy, const struct reval_job *
     CURLcode res = curl_easy_perform(easy);
     struct iobuf out = {.max = rc->max_entry_bytes + 65536};
     bool ok = res == CURLE_OK;
+    int64_t until_s; /* the shared tier is not written from here: it has no loop */
     if (ok && f.status == 304)
-        ok = freshen(rc, &j->req, j->skey, j->sklen, f.head.data, f.head.len, request_s, &out) ==
-             SL_OK;
+        ok = freshen(rc, j->policy, &j->req, j->skey, j->sklen, f.head.data, f.head.len,
+                     request_s, &out,
+                     &until_s) == SL_OK;
     else if (ok)
         ok = replace_entry(rc, j, &f, request_s);
     if (ok && f.status == 304)
@@ -948,7 +1263,8 @@ int respcache_lookup(struct conn *c)
     c->rc_request_s = clock_wall_s();
     c->rc_xcache = HC_X_BYPASS;
     /* a GET with a body is odd; its head could move in the buffer while the body streams */
-    if (!hc_request_cacheable(&rc->policy, m, &req, &c->rc_req) ||
+    c->rc_policy = policy_for(rc, c->path);
+    if (!hc_request_cacheable(c->rc_policy, m, &req, &c->rc_req) ||
         c->req.msg.body != HTTP1_BODY_NONE) {
         if (m == HC_METHOD_GET || m == HC_METHOD_HEAD)
             bump(&rc->n.bypass);
@@ -979,6 +1295,9 @@ int respcache_lookup(struct conn *c)
             bump(&rc->n.coalesced);
             return RC_WAITING;
         }
+        /* nothing here: another replica may have it (the filler asks, once) */
+        if (!stored && !c->rc_tier_done && tier_get(c, key, klen))
+            return RC_WAITING;
         bump(&rc->n.misses);
         count_lookup(c, false);
         return RC_MISS;
@@ -1006,6 +1325,8 @@ int respcache_lookup(struct conn *c)
 
 void respcache_done(struct conn *c)
 {
+    tier_detach(c);
+    c->rc_tier_done = false;
     respcache_abandon(c);
     free(c->rc_key);
     free(c->rc_validators);
@@ -1115,7 +1436,7 @@ bool respcache_response_head(struct conn *c, struct upconn *u, const char *buf,
         size_t vlen = 0;
         bool body_known = m->body == HTTP1_BODY_NONE || m->body == HTTP1_BODY_LENGTH ||
                           m->body == HTTP1_BODY_CHUNKED; /* stored decoded, with a length */
-        if (hc_response_storable(&rc->policy, &c->rc_req, m->status, &resp, c->rc_request_s,
+        if (hc_response_storable(c->rc_policy, &c->rc_req, m->status, &resp, c->rc_request_s,
                                  clock_wall_s(), &st) &&
             body_known && hc_vary_names(&resp, vary, sizeof(vary), &vlen) == SL_OK &&
             cache_entry_cost(strlen(c->rc_key) + VARY_MAX, sizeof(struct blob) + vlen +
@@ -1153,6 +1474,7 @@ static void store(struct respcache *rc, struct conn *c, const struct hc_fields *
     size_t klen = strlen(c->rc_key);
     if (!b->vary_len) {
         put_entry(rc, c->rc_key, klen, b, total, until_s);
+        tier_put(rc, c, c->rc_key, klen, b, total, until_s);
         return;
     }
     char k2[KEY_MAX + VARY_MAX * 4];
@@ -1167,6 +1489,8 @@ static void store(struct respcache *rc, struct conn *c, const struct hc_fields *
     memcpy(mbuf + sizeof(marker), b + 1, b->vary_len);
     put_entry(rc, c->rc_key, klen, mbuf, sizeof(marker) + b->vary_len, until_s);
     put_entry(rc, k2, klen + vlen, b, total, until_s);
+    tier_put(rc, c, c->rc_key, klen, mbuf, sizeof(marker) + b->vary_len, until_s);
+    tier_put(rc, c, k2, klen + vlen, b, total, until_s);
 }
 
 void respcache_complete(struct conn *c, struct upconn *u)
@@ -1179,6 +1503,7 @@ void respcache_complete(struct conn *c, struct upconn *u)
         /* RFC 9111 §4.4: every variant of the target goes */
         if (cache_purge_prefix(rc->cache, c->rc_key, strlen(c->rc_key)))
             bump(&rc->n.invalidations);
+        tier_del(c, c->rc_key, strlen(c->rc_key)); /* the marker or entry: variants follow */
         publish_invalidation(c);
     } else if (c->rc_capture) {
         struct span_fields sf = {c->fields, c->req.msg.nfields, buf};
@@ -1199,9 +1524,13 @@ void respcache_abandon(struct conn *c)
     }
 }
 
-size_t respcache_purge(struct agent *a, const char *prefix, size_t len)
+size_t respcache_purge(struct agent *a, const char *prefix, size_t len, long long *shared)
 {
-    return a->respcache ? cache_purge_prefix(a->respcache->cache, prefix, len) : 0;
+    *shared = 0;
+    if (!a->respcache)
+        return 0;
+    *shared = tier_purge(a->respcache, prefix, len);
+    return cache_purge_prefix(a->respcache->cache, prefix, len);
 }
 
 /* ---- stats ------------------------------------------------------------------------- */
@@ -1227,6 +1556,21 @@ static json_t *hit_ratio_windows(struct agent *a)
     return o;
 }
 
+/* The shared tier's counters; null without --cache-redis. */
+static json_t *tier_json(struct agent *a)
+{
+    const struct respcache *rc = a->respcache;
+    if (!rc->tier_pool)
+        return json_null();
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I}", "hits",
+                     (json_int_t)atomic_load(&rc->n.tier_hits), "misses",
+                     (json_int_t)atomic_load(&rc->n.tier_misses), "errors",
+                     (json_int_t)atomic_load(&rc->n.tier_errors), "writes",
+                     (json_int_t)atomic_load(&rc->n.tier_writes), "too_big",
+                     (json_int_t)atomic_load(&rc->n.tier_too_big), "max_entry_bytes",
+                     (json_int_t)rc->tier_max_bytes);
+}
+
 json_t *respcache_stats_json(struct agent *a)
 {
     struct respcache *rc = a->respcache;
@@ -1235,24 +1579,34 @@ json_t *respcache_stats_json(struct agent *a)
     struct cache_stats st;
     cache_stats(rc->cache, &st);
     uint64_t hits = atomic_load(&rc->n.hits), misses = atomic_load(&rc->n.misses);
-    return json_pack("{s:b, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I,"
-                     " s:I, s:I, s:I, s:f, s:o}",
-                     "enabled", 1, "policy", a->cfg.cache_policy, "hits", (json_int_t)hits,
-                     "stale", (json_int_t)atomic_load(&rc->n.stale), "revalidated",
-                     (json_int_t)atomic_load(&rc->n.revalidated), "reval_started",
-                     (json_int_t)atomic_load(&rc->n.reval_started), "reval_failed",
-                     (json_int_t)atomic_load(&rc->n.reval_failed), "reval_dropped",
-                     (json_int_t)atomic_load(&rc->n.reval_dropped), "coalesced",
-                     (json_int_t)atomic_load(&rc->n.coalesced),
-                     "misses", (json_int_t)misses, "bypass",
-                     (json_int_t)atomic_load(&rc->n.bypass), "not_modified",
-                     (json_int_t)atomic_load(&rc->n.not_modified), "invalidations",
-                     (json_int_t)atomic_load(&rc->n.invalidations), "evictions",
-                     (json_int_t)st.evictions, "expirations", (json_int_t)st.expirations,
-                     "entries", (json_int_t)st.entries, "bytes", (json_int_t)st.bytes,
-                     "budget_bytes", (json_int_t)st.budget_bytes, "hit_ratio",
-                     hits + misses ? (double)hits / (double)(hits + misses) : 0.0,
-                     "hit_ratio_window", hit_ratio_windows(a));
+    const struct {
+        const char *name;
+        uint64_t v;
+    } counts[] = {
+        {"hits", hits},
+        {"misses", misses},
+        {"stale", atomic_load(&rc->n.stale)},
+        {"revalidated", atomic_load(&rc->n.revalidated)},
+        {"bypass", atomic_load(&rc->n.bypass)},
+        {"not_modified", atomic_load(&rc->n.not_modified)},
+        {"coalesced", atomic_load(&rc->n.coalesced)},
+        {"invalidations", atomic_load(&rc->n.invalidations)},
+        {"reval_started", atomic_load(&rc->n.reval_started)},
+        {"reval_failed", atomic_load(&rc->n.reval_failed)},
+        {"reval_dropped", atomic_load(&rc->n.reval_dropped)},
+        {"evictions", st.evictions},
+        {"expirations", st.expirations},
+        {"entries", st.entries},
+        {"bytes", st.bytes},
+        {"budget_bytes", st.budget_bytes},
+    };
+    json_t *o = json_pack("{s:b, s:s, s:f, s:o, s:o}", "enabled", 1, "policy",
+                          a->cfg.cache_policy, "hit_ratio",
+                          hits + misses ? (double)hits / (double)(hits + misses) : 0.0,
+                          "hit_ratio_window", hit_ratio_windows(a), "shared", tier_json(a));
+    for (size_t i = 0; o && i < sizeof(counts) / sizeof(counts[0]); i++)
+        json_object_set_new(o, counts[i].name, json_integer((json_int_t)counts[i].v));
+    return o;
 }
 
 int respcache_prom(struct prom *w, struct agent *a)
@@ -1277,6 +1631,10 @@ int respcache_prom(struct prom *w, struct agent *a)
          PROM_COUNTER, (double)atomic_load(&rc->n.stale)},
         {"sluice_cache_revalidated_total", "Stored answers validated upstream by a 304",
          PROM_COUNTER, (double)atomic_load(&rc->n.revalidated)},
+        {"sluice_cache_shared_hits_total", "Entries read from the shared tier in Redis",
+         PROM_COUNTER, (double)atomic_load(&rc->n.tier_hits)},
+        {"sluice_cache_shared_misses_total", "Shared-tier lookups that found nothing",
+         PROM_COUNTER, (double)atomic_load(&rc->n.tier_misses)},
         {"sluice_cache_evictions_total", "Entries evicted for room", PROM_COUNTER,
          (double)st.evictions},
         {"sluice_cache_expirations_total", "Entries removed after expiry", PROM_COUNTER,

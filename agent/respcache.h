@@ -58,8 +58,12 @@ bool respcache_validators(const struct conn *c, const char **lines);
  * answer from it into c->out (X-Cache: REVALIDATED). The answer's status, or 0 when the
  * entry is gone or the 304 is for another ETag (RFC 9111 §4.3.4). */
 int respcache_revalidated(struct conn *c, struct upconn *u, const char *buf);
-size_t respcache_purge(struct agent *a, const char *prefix, size_t len);
+/* Drops every entry whose key starts with prefix; returns how many here, and in *shared how
+ * many in the Redis tier (-1 when it could not be reached; 0 without one). */
+size_t respcache_purge(struct agent *a, const char *prefix, size_t len, long long *shared);
 json_t *respcache_stats_json(struct agent *a);
+/* The --cache-rules in effect, for GET /v1/config. */
+json_t *respcache_rules_json(const struct agent *a);
 int respcache_prom(struct prom *w, struct agent *a);
 
 #endif

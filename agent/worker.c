@@ -151,6 +151,14 @@ struct worker *worker_new(struct agent *a, unsigned index, char err[256])
             goto err_free;
         }
     }
+    if (a->cfg.cache_redis && a->cfg.cache_bytes) { /* the shared cache tier, async */
+        char rerr[128];
+        w->core.cache_redis = evredis_new(w->core.loop, a->cfg.cache_redis, 200, 250, rerr);
+        if (!w->core.cache_redis) {
+            snprintf(err, 256, "--cache-redis: %.200s", rerr);
+            goto err_free;
+        }
+    }
     w->listen_fd = listen_socket(a, err);
     w->core.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->listen_fd < 0 || w->core.wake_fd < 0 ||
@@ -201,6 +209,7 @@ void worker_free(struct worker *w)
         proxy_close_all(&w->core);
         rl_redis_free(w->core.rl_redis); /* answers its pending callers first */
         evredis_free(w->core.redis);
+        evredis_free(w->core.cache_redis);
         close_listener(w);
         if (w->core.wake_fd >= 0) {
             evloop_watch_del(w->core.loop, w->core.wake_fd);

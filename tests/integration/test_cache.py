@@ -339,3 +339,82 @@ def test_only_if_cached_answers_504_when_nothing_usable_is_stored():
     get(p)
     r = get(p, {"Cache-Control": "only-if-cached"})
     assert r.status == 200 and r.headers["x-cache"] == "HIT"
+
+
+def test_shared_tier_in_redis_serves_a_second_agent():
+    # a separate Redis for the tier, as the docs suggest (allkeys-lru)
+    tier = harness.RedisServer().start()
+    try:
+        tier.cmd("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        shared = ("--cache-redis", tier.url, "--cache-redis-max-entry-bytes", "4096")
+        with Agent(*shared, service="svc-tier").start() as a, \
+                Agent(*shared, service="svc-tier").start() as b:
+            p = target("tier", cc="max-age=60")
+            r1 = a.get(p)
+            assert r1.headers["x-cache"] == "MISS"
+            # a's write-through is asynchronous: b finds it once it has landed
+            harness.wait_until(lambda: tier.cmd("EXISTS", f"sluice:cache:svc-tier:{p}\n") == 1, 5,
+                               "the entry written to the shared tier")
+            r2 = b.get(p)
+            assert r2.headers["x-cache"] == "HIT", r2.headers
+            assert r2.body == r1.body and S.up.server.cache_served[p] == 1
+            assert b.stats()["cache"]["shared"]["hits"] == 1
+            assert b.get(p).headers["x-cache"] == "HIT" and b.stats()["cache"]["shared"]["hits"] == 1, \
+                "the second hit is local"
+            # Vary: the marker and the variant travel together
+            pv = target("tierv", cc="max-age=60", vary="Accept")
+            assert a.get(pv, {"Accept": "text/x-a"}).headers["x-cache"] == "MISS"
+            harness.wait_until(lambda: tier.cmd("EXISTS", f"sluice:cache:svc-tier:{pv}\n") == 1, 5,
+                               "the Vary marker in the shared tier")
+            harness.wait_until(lambda: len(tier.cmd("KEYS", f"sluice:cache:svc-tier:/cache?t=tierv{RUN}*")) == 2,
+                               5, "the variant in the shared tier")
+            r = b.get(pv, {"Accept": "text/x-a"})
+            assert r.headers["x-cache"] == "HIT" and r.json()["accept"] == "text/x-a"
+            r = b.get(pv, {"Accept": "text/x-b"})  # another variant: not shared yet
+            assert r.headers["x-cache"] == "MISS" and r.json()["accept"] == "text/x-b"
+            # larger than the tier's bound: stored locally only
+            big = target("tierbig", cc="max-age=60", size="4500")
+            assert a.get(big).headers["x-cache"] == "MISS" and a.get(big).headers["x-cache"] == "HIT"
+            assert a.stats()["cache"]["shared"]["too_big"] >= 1
+            assert b.get(big).headers["x-cache"] == "MISS"
+            # a purge empties the tier under the prefix too
+            r = a.admin("POST", "/v1/cache/purge", {"prefix": "/cache?t=tier"})
+            assert r.status == 200 and r.json()["purged_shared"] >= 3, r.json()
+            assert tier.cmd("KEYS", "sluice:cache:svc-tier:*") == []
+            # the tier going away costs nothing but its hits
+            tier.stop()
+            p2 = target("tier2", cc="max-age=60")
+            assert b.get(p2).headers["x-cache"] == "MISS" and b.get(p2).headers["x-cache"] == "HIT"
+    finally:
+        tier.stop()
+
+
+def test_per_route_rules_disable_caching_and_cap_ttls():
+    import json
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        rules = os.path.join(d, "rules.json")
+        with open(rules, "w") as f:
+            json.dump({"rules": [{"path_prefix": "/cache", "ttl_cap_s": 1, "stale_cap_s": 0},
+                                 {"path_prefix": "/echo", "cache": False}]}, f)
+        with Agent("--cache-rules", rules).start() as a:
+            p = target("rule", cc="max-age=600,stale-while-revalidate=600")
+            assert [a.get(p).headers["x-cache"] for _ in range(2)] == ["MISS", "HIT"]
+            # the cap: fresh for one second, not 600, and never served stale (cap 0)
+            deadline = time.monotonic() + 10
+            while a.get(p).headers["x-cache"] == "HIT" and time.monotonic() < deadline:
+                time.sleep(0.02)  # a poll interval
+            r = a.get(p)
+            assert r.headers["x-cache"] in ("MISS", "HIT") and r.json()["n"] >= 2
+            assert a.stats()["cache"]["stale"] == 0
+            r = a.get("/echo/x", {"Cache-Control": "max-age=60"})
+            assert r.headers["x-cache"] == "BYPASS"
+            cfg = a.admin("GET", "/v1/config").json()["cache"]
+            assert cfg["rules"][1] == {"path_prefix": "/echo", "cache": False}, cfg
+            assert cfg["rules"][0]["ttl_cap_s"] == 1
+        with open(rules, "w") as f:
+            json.dump({"rules": [{"path_prefix": "/cache", "ttl_cap_s": -1}]}, f)
+        bad = agent_fixture.run_agent(["--upstream", "127.0.0.1:1", "--cache-bytes", "100000",
+                                       "--cache-rules", rules, "--admin", "127.0.0.1:0",
+                                       "--listen", "127.0.0.1:0"])
+        assert bad.returncode == 2 and b"rules[0].ttl_cap_s" in bad.stderr, bad.stderr
