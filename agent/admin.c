@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "policy_sync.h"
 #include "ratelimit.h"
+#include "gateway.h"
 #include "respcache.h"
 #include "routes.h"
 #include "version.h"
@@ -83,6 +84,8 @@ json_t *admin_stats_json(struct agent *a)
         0, "spans", "dropped", (json_int_t)dropped, "policy_version", 0);
     json_object_set_new(o, "drain", drain_json(a));
     json_object_set_new(o, "cache", respcache_stats_json(a));
+    if (a->gateway)
+        json_object_set_new(o, "gateway", gateway_stats_json(a));
     struct policy_set *set = agent_policies(a);
     json_object_set_new(o, "policy_version", json_integer(set ? (json_int_t)set->version : 0));
     json_object_set_new(o, "limiter",
@@ -147,6 +150,7 @@ static void h_metrics(struct http_req *req, struct http_resp *resp)
     prom_sample(&w, NULL, 0, atomic_load(&a->weight));
     limits_prom(&w, a);
     respcache_prom(&w, a);
+    gateway_prom(&w, a);
     struct policy_set *set = agent_policies(a);
     prom_family(&w, "sluice_policy_version", PROM_GAUGE, "Version of the policy set applied");
     prom_sample(&w, NULL, 0, set ? (double)set->version : 0);
@@ -166,8 +170,7 @@ static void h_config(struct http_req *req, struct http_resp *resp)
                               c->cache_redis ? "set" : NULL, "redis_max_entry_bytes",
                               (json_int_t)c->cache_redis_max_entry_bytes, "rules",
                               respcache_rules_json(a));
-    http_resp_json(
-        resp, 200,
+    json_t *o =
         json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s?, s:b, s:s?, s:s?, s:s?, s:i, s:f, s:{s:I,"
                   " s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:b, s:s, s:o}",
                   "id", a->id, "role", c->role, "service", c->service, "listen", a->listen_str,
@@ -182,7 +185,18 @@ static void h_config(struct http_req *req, struct http_resp *resp)
                   (json_int_t)c->connect_timeout_ms, "upstream_timeout_ms",
                   (json_int_t)c->upstream_timeout_ms, "drain_timeout_s",
                   (json_int_t)c->drain_timeout_s, "trace_slow_ms", (json_int_t)c->trace_slow_ms,
-                  "access_log", c->access_log, "version", SLUICE_VERSION, "cache", cache));
+                  "access_log", c->access_log, "version", SLUICE_VERSION, "cache", cache);
+    if (a->gateway)
+        json_object_set_new(o, "gateway",
+                            json_pack("{s:s?, s:s?, s:s, s:I, s:I, s:I, s:I, s:s, s:I}",
+                                      "upstreams", c->upstreams, "discover", c->discover, "lb",
+                                      c->lb, "health_interval_ms",
+                                      (json_int_t)c->health_interval_ms, "health_timeout_ms",
+                                      (json_int_t)c->health_timeout_ms, "health_rise",
+                                      (json_int_t)c->health_rise, "health_fall",
+                                      (json_int_t)c->health_fall, "health_path", c->health_path,
+                                      "retries", (json_int_t)c->retries));
+    http_resp_json(resp, 200, o);
 }
 
 /* ---- mutations ----------------------------------------------------------------------- */
@@ -289,6 +303,62 @@ static void h_weight(struct http_req *req, struct http_resp *resp)
         atomic_store(&a->weight, (int)weight);
         http_resp_json(resp, 200, json_pack("{s:i}", "weight", (int)weight));
     }
+    field_errors_release(&fe);
+    json_decref(doc);
+}
+
+/* Gateway: PUT /v1/lb {"algorithm": "least_conn"} switches balancing live. */
+static void h_lb(struct http_req *req, struct http_resp *resp)
+{
+    struct agent *a = req->app;
+    json_t *doc;
+    if (!authorized(req, resp) || !(doc = json_body(req, resp, false)))
+        return;
+    static const char *const fields[] = {"algorithm", NULL};
+    struct field_errors fe;
+    field_errors_init(&fe);
+    const char *alg = NULL;
+    json_reject_unknown(doc, fields, &fe);
+    if (json_field_string(doc, "algorithm", true, 128, &alg, &fe) && a->gateway &&
+        gateway_set_algorithm(a, alg) != SL_OK)
+        field_errors_add(&fe, "algorithm", "expected round_robin, weighted, least_conn, p2c, "
+                                           "hash:ip or hash:header:NAME");
+    if (!a->gateway)
+        http_problem(resp, req, 409, "not-a-gateway", "Not a gateway",
+                     "balancing is the gateway's (--role gateway)", NULL);
+    else if (field_errors_any(&fe))
+        invalid(req, resp, &fe);
+    else
+        http_resp_json(resp, 200, json_pack("{s:s}", "algorithm", alg));
+    field_errors_release(&fe);
+    json_decref(doc);
+}
+
+/* Gateway: PUT /v1/upstreams/weight {"upstream": "host:port or id", "weight": 0..100}. */
+static void h_upstream_weight(struct http_req *req, struct http_resp *resp)
+{
+    struct agent *a = req->app;
+    json_t *doc;
+    if (!authorized(req, resp) || !(doc = json_body(req, resp, false)))
+        return;
+    static const char *const fields[] = {"upstream", "weight", NULL};
+    struct field_errors fe;
+    field_errors_init(&fe);
+    const char *up = NULL;
+    int64_t weight = 0;
+    json_reject_unknown(doc, fields, &fe);
+    bool ok = json_field_string(doc, "upstream", true, 255, &up, &fe);
+    ok = json_field_int(doc, "weight", true, 0, 100, &weight, &fe) && ok;
+    if (!a->gateway)
+        http_problem(resp, req, 409, "not-a-gateway", "Not a gateway",
+                     "upstream weights are the gateway's (--role gateway)", NULL);
+    else if (!ok || field_errors_any(&fe))
+        invalid(req, resp, &fe);
+    else if (gateway_set_weight(a, up, (unsigned)weight) != SL_OK)
+        http_problem(resp, req, 404, "no-such-upstream", "No such upstream",
+                     "no upstream has that address or registry id", NULL);
+    else
+        http_resp_json(resp, 200, json_pack("{s:s, s:i}", "upstream", up, "weight", (int)weight));
     field_errors_release(&fe);
     json_decref(doc);
 }
@@ -413,6 +483,8 @@ static const struct http_route admin_routes[] = {
     {"POST", "/v1/drain", h_drain},
     {"POST", "/v1/undrain", h_undrain},
     {"PUT", "/v1/weight", h_weight},
+    {"PUT", "/v1/lb", h_lb},
+    {"PUT", "/v1/upstreams/weight", h_upstream_weight},
     {"GET", "/v1/faults", h_faults_get},
     {"PUT", "/v1/faults", h_faults_put},
     {"DELETE", "/v1/faults", h_faults_delete},

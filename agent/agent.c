@@ -17,6 +17,7 @@
 #include "log.h"
 #include "policy.h"
 #include "policy_sync.h"
+#include "gateway.h"
 #include "respcache.h"
 #include "ratelimit.h"
 #include "routes.h"
@@ -24,9 +25,11 @@
 #include "worker.h"
 
 #define AGENT_USAGE                                                                        \
-    "usage: sluice-agent --role sidecar --upstream HOST:PORT [options]\n"                  \
-    "\nThe sluice data plane: a proxy in front of one API server that records metrics and\n" \
-    "traces, injects faults on demand and can be drained (docs/agent.md)."
+    "usage: sluice-agent [--role sidecar] --upstream HOST:PORT [options]\n"               \
+    "       sluice-agent --role gateway --upstreams HOST:PORT,... | --discover SERVICE\n"  \
+    "\nThe sluice data plane: a proxy in front of one API server (sidecar) or of the\n"    \
+    "fleet (gateway) that balances, limits, caches, records metrics and traces, injects\n" \
+    "faults on demand and can be drained (docs/agent.md, docs/gateway.md)."
 
 /* ---- shared state (see agent.h) ------------------------------------------------------ */
 
@@ -126,8 +129,8 @@ void agent_publish_policies(struct agent *a, struct policy_set *set)
 
 /* ---- configuration ------------------------------------------------------------------- */
 
-static int resolve(const char *flag, const char *hostport, struct sockaddr_storage *out,
-                   socklen_t *len, char *canon, size_t canon_cap, char err[256])
+int agent_resolve(const char *flag, const char *hostport, struct sockaddr_storage *out,
+                  socklen_t *len, char *canon, size_t canon_cap, char err[256])
 {
     char host[AGENT_ADDR_MAX], port[8];
     uint16_t p;
@@ -153,13 +156,11 @@ static int resolve(const char *flag, const char *hostport, struct sockaddr_stora
 static int configure(struct agent *a, char err[256])
 {
     const struct agent_config *c = &a->cfg;
-    if (strcmp(c->role, "sidecar") != 0) {
-        snprintf(err, 256, "--role: expected sidecar%s, got '%.40s'",
-                 strcmp(c->role, "gateway") == 0 ? " (the gateway role is not built yet)" : "",
-                 c->role);
+    if (strcmp(c->role, "sidecar") != 0 && strcmp(c->role, "gateway") != 0) {
+        snprintf(err, 256, "--role: expected sidecar or gateway, got '%.40s'", c->role);
         return SL_EINVAL;
     }
-    a->role = AGENT_ROLE_SIDECAR;
+    a->role = strcmp(c->role, "gateway") == 0 ? AGENT_ROLE_GATEWAY : AGENT_ROLE_SIDECAR;
     char *end;
     errno = 0;
     a->trace_sample = strtod(c->trace_sample, &end);
@@ -168,10 +169,18 @@ static int configure(struct agent *a, char err[256])
                  c->trace_sample);
         return SL_EINVAL;
     }
-    if (resolve("--listen", c->listen, &a->listen_addr, &a->listen_addr_len, a->listen_str,
-                sizeof(a->listen_str), err) ||
-        resolve("--upstream", c->upstream, &a->upstream_addr, &a->upstream_addr_len,
-                a->upstream_str, sizeof(a->upstream_str), err))
+    if (agent_resolve("--listen", c->listen, &a->listen_addr, &a->listen_addr_len, a->listen_str,
+                      sizeof(a->listen_str), err))
+        return SL_EINVAL;
+    if (a->role == AGENT_ROLE_SIDECAR && (c->upstreams || c->discover)) {
+        snprintf(err, 256, "%s: only with --role gateway (a sidecar has one --upstream)",
+                 c->upstreams ? "--upstreams" : "--discover");
+        return SL_EINVAL;
+    }
+    if (a->role == AGENT_ROLE_GATEWAY ? gateway_new(a, err) != SL_OK
+                                      : agent_resolve("--upstream", c->upstream, &a->upstream_addr,
+                                                      &a->upstream_addr_len, a->upstream_str,
+                                                      sizeof(a->upstream_str), err) != SL_OK)
         return SL_EINVAL;
     if (c->id) {
         snprintf(a->id, sizeof(a->id), "%s", c->id);
@@ -265,6 +274,7 @@ static void agent_release(struct agent *a)
     for (unsigned i = 0; i < a->nworkers; i++)
         worker_free(a->workers[i]);
     a->nworkers = 0;
+    gateway_free(a);
     policy_sync_free(a->policy_sync);
     a->policy_sync = NULL;
     policy_set_unref(a->policies);
@@ -292,6 +302,8 @@ static int agent_run(struct agent *a)
         rc = start_limits(a, err);
     if (!rc)
         rc = start_workers(a, err);
+    if (!rc)
+        rc = gateway_start(a, err);
     if (!rc)
         rc = admin_start(a, err);
     if (!rc)
@@ -329,9 +341,13 @@ int agent_main(int argc, char **argv)
         .cache_policy = "s3fifo", .ratelimit_max_keys = 100000,
         .cache_max_entry_bytes = 1048576,
         .cache_redis_max_entry_bytes = 262144,
+        .lb = "round_robin", .health_path = "/readyz", .health_interval_ms = 2000,
+        .health_timeout_ms = 1000, .health_rise = 2, .health_fall = 3, .outlier_5xx = 5,
+        .outlier_connect_failures = 3, .outlier_ejection_ms = 30000, .outlier_max_percent = 10,
+        .panic_percent = 50, .retries = 2, .retry_budget_percent = 20,
     };
     const struct flag table[] = {
-        {"role", FLAG_STRING, &c->role, "sidecar", "the agent's role (sidecar)", 0, 0, NULL},
+        {"role", FLAG_STRING, &c->role, "ROLE", "sidecar or gateway (sidecar)", 0, 0, NULL},
         {"id", FLAG_STRING, &c->id, "ID", "replica id (hostname-pid)", 0, 0, NULL},
         {"service", FLAG_STRING, &c->service, "NAME", "service name (default)", 0, 0, NULL},
         {"listen", FLAG_STRING, &c->listen, "HOST:PORT", "proxy address (127.0.0.1:8001)", 0,
@@ -342,6 +358,38 @@ int agent_main(int argc, char **argv)
          NULL},
         {"redis", FLAG_STRING, &c->redis, "URL", "registration and spans (none: local only)",
          0, 0, NULL},
+        {"upstreams", FLAG_STRING, &c->upstreams, "HOST:PORT,...",
+         "gateway: a static pool of sidecars", 0, 0, NULL},
+        {"discover", FLAG_STRING, &c->discover, "SERVICE",
+         "gateway: the pool is the service's sidecars in the registry (needs --redis)", 0, 0,
+         NULL},
+        {"lb", FLAG_STRING, &c->lb, "ALG",
+         "gateway: round_robin, weighted, least_conn, p2c, hash:ip, hash:header:NAME "
+         "(round_robin)", 0, 0, NULL},
+        {"health-interval-ms", FLAG_UINT, &c->health_interval_ms, "MS",
+         "gateway: active check interval (2000)", 10, 3600000, NULL},
+        {"health-timeout-ms", FLAG_UINT, &c->health_timeout_ms, "MS",
+         "gateway: a check's deadline (1000)", 10, 3600000, NULL},
+        {"health-rise", FLAG_UINT, &c->health_rise, "N",
+         "gateway: passed checks to be up again (2)", 1, 1000, NULL},
+        {"health-fall", FLAG_UINT, &c->health_fall, "N", "gateway: failed checks to be down (3)",
+         1, 1000, NULL},
+        {"health-path", FLAG_STRING, &c->health_path, "PATH",
+         "gateway: checked path of --upstreams (/readyz)", 0, 0, NULL},
+        {"outlier-5xx", FLAG_UINT, &c->outlier_5xx, "N",
+         "gateway: consecutive 5xx that eject an upstream, 0 off (5)", 0, 1000, NULL},
+        {"outlier-connect-failures", FLAG_UINT, &c->outlier_connect_failures, "N",
+         "gateway: consecutive connect failures that eject, 0 off (3)", 0, 1000, NULL},
+        {"outlier-ejection-ms", FLAG_UINT, &c->outlier_ejection_ms, "MS",
+         "gateway: base ejection time, grows with repeats (30000)", 1, 86400000, NULL},
+        {"outlier-max-percent", FLAG_UINT, &c->outlier_max_percent, "P",
+         "gateway: most of the pool ejected at once, at least one (10)", 0, 100, NULL},
+        {"panic-percent", FLAG_UINT, &c->panic_percent, "P",
+         "gateway: below this share healthy, balance over all (50)", 0, 100, NULL},
+        {"retries", FLAG_UINT, &c->retries, "N",
+         "gateway: retries per request on another replica (2)", 0, 10, NULL},
+        {"retry-budget-percent", FLAG_UINT, &c->retry_budget_percent, "P",
+         "gateway: retries in flight per request in flight, at least 3 (20)", 0, 100, NULL},
         {"workers", FLAG_UINT, &c->workers, "N", "worker threads (cores)", 1, AGENT_WORKERS_MAX,
          NULL},
         {"admin-token", FLAG_STRING, &c->admin_token, "TOKEN",
@@ -414,7 +462,7 @@ int agent_main(int argc, char **argv)
         fprintf(stderr, "sluice-agent: unexpected argument '%s' (see --help)\n", argv[pos]);
         return 2;
     }
-    if (!c->upstream) {
+    if (!c->upstream && strcmp(c->role, "gateway") != 0) {
         fprintf(stderr, "sluice-agent: --upstream HOST:PORT is required for a sidecar\n");
         return 2;
     }

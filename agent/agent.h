@@ -69,6 +69,15 @@ struct agent_config {
     const char *cache_rules;                   /* per-route rules file; NULL = none */
     unsigned long cache_redis_max_entry_bytes; /* largest entry written there */
     bool access_log;
+    /* gateway (issue 6; gateway.h) */
+    const char *upstreams; /* static pool: host:port,... */
+    const char *discover;  /* or the service whose sidecars the registry lists */
+    const char *lb;
+    const char *health_path;
+    unsigned long health_interval_ms, health_timeout_ms, health_rise, health_fall;
+    unsigned long outlier_5xx, outlier_connect_failures, outlier_ejection_ms;
+    unsigned long outlier_max_percent, panic_percent;
+    unsigned long retries, retry_budget_percent;
 };
 
 struct worker;
@@ -80,6 +89,7 @@ struct redis_pool;
 struct respcache;
 struct http_server;
 struct route_table;
+struct gateway;
 
 struct agent {
     struct agent_config cfg;
@@ -112,6 +122,7 @@ struct agent {
     struct rl_local *rl_local;   /* local limiter state, shared by the workers */
     struct policy_stats policy_stats;
     struct respcache *respcache; /* NULL when --cache-bytes is 0 */
+    struct gateway *gateway;     /* --role gateway: the upstream pool */
     atomic_uint live_agents;     /* agents of this service in the registry (≥ 1) */
     bool legacy_ratelimit_headers;
     /* Called on the control thread every tick (policy sync); pool NULL without Redis. */
@@ -129,6 +140,11 @@ struct agent {
 
 /* Entry point of the program (main.c calls it). */
 int agent_main(int argc, char **argv);
+
+/* Resolve HOST:PORT (numeric port) for flag; canon gets the text back. SL_OK or
+ * SL_EINVAL with a message naming the flag. */
+int agent_resolve(const char *flag, const char *hostport, struct sockaddr_storage *out,
+                  socklen_t *len, char *canon, size_t canon_cap, char err[256]);
 
 /* Requests in flight over all workers. */
 unsigned agent_in_flight(const struct agent *a);

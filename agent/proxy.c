@@ -13,7 +13,9 @@
 #include "http.h"
 #include "log.h"
 #include "rng.h"
+#include "gateway.h"
 #include "respcache.h"
+#include "upstream_health.h"
 #include "routes.h"
 
 static void conn_on_io(struct evloop *loop, int fd, unsigned events, void *arg);
@@ -23,6 +25,10 @@ static void conn_update_watch(struct conn *c);
 static void up_update_watch(struct upconn *u);
 static void up_release(struct upconn *u, bool reusable);
 static void request_finish(struct conn *c);
+static void gateway_release(struct conn *c);
+static bool retry_elsewhere(struct conn *c, struct upconn *u, bool nothing_sent);
+
+#define OUTCOME_NEUTRAL (-1) /* the attempt ended without saying anything about the upstream */
 
 /* ---- bounded byte buffers ------------------------------------------------------------ */
 
@@ -146,6 +152,7 @@ static void conn_free(struct conn *c)
     limits_abandon(c);
     respcache_unwait(c);
     respcache_done(c);
+    gateway_release(c);
     policy_set_unref(c->pset);
     iobuf_free(&c->in);
     iobuf_free(&c->out);
@@ -355,6 +362,7 @@ static void access_log(const struct conn *c, uint64_t latency_us)
 static void request_finish(struct conn *c)
 {
     struct worker_core *wc = c->wc;
+    gateway_release(c);
     if (!c->start_ns)
         return;
     uint64_t end_ns = clock_mono_ns();
@@ -472,9 +480,12 @@ static void faults_refresh(struct worker_core *wc)
 
 /* ---- upstream connections ------------------------------------------------------------ */
 
+static void up_report(struct upconn *u, int outcome);
+
 static void up_free(struct upconn *u)
 {
     struct worker_core *wc = u->wc;
+    up_report(u, OUTCOME_NEUTRAL);
     evloop_cancel(wc->loop, u->timer);
     evloop_watch_del(wc->loop, u->fd);
     close(u->fd);
@@ -508,6 +519,7 @@ static void on_pool_idle_timeout(struct evloop *loop, void *arg)
 static void up_release(struct upconn *u, bool reusable)
 {
     struct worker_core *wc = u->wc;
+    up_report(u, OUTCOME_NEUTRAL);
     u->client = NULL;
     if (!reusable || wc->quiescing || wc->nidle >= PROXY_IDLE_POOL_MAX ||
         iobuf_pending(&u->in) || u->connecting) {
@@ -527,19 +539,28 @@ static void up_release(struct upconn *u, bool reusable)
     up_update_watch(u);
 }
 
-static struct upconn *up_connect(struct worker_core *wc)
+/* The upstream of one attempt: the sidecar's one, or the slot the gateway picked. */
+struct target {
+    int slot;
+    const struct sockaddr_storage *addr;
+    socklen_t addr_len;
+    const char *name;
+};
+
+static struct upconn *up_connect(struct worker_core *wc, const struct target *t)
 {
-    const struct agent *a = wc->agent;
     struct upconn *u = calloc(1, sizeof(*u));
     if (!u)
         return NULL;
     u->fields = calloc(wc->resp_limits.max_headers, sizeof(*u->fields));
-    u->fd = socket(a->upstream_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    u->fd = socket(t->addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (!u->fields || u->fd < 0)
         goto err_free;
     int one = 1;
     setsockopt(u->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    if (connect(u->fd, (const struct sockaddr *)&a->upstream_addr, a->upstream_addr_len) < 0 &&
+    u->slot = t->slot;
+    u->host = t->name;
+    if (connect(u->fd, (const struct sockaddr *)t->addr, t->addr_len) < 0 &&
         errno != EINPROGRESS)
         goto err_close;
     u->connecting = true;
@@ -560,11 +581,13 @@ err_free:
     return NULL;
 }
 
-static struct upconn *up_acquire(struct worker_core *wc)
+static struct upconn *up_acquire(struct worker_core *wc, const struct target *t)
 {
-    struct upconn *u = wc->idle;
-    if (u) {
-        wc->idle = u->next_idle;
+    for (struct upconn **p = &wc->idle; *p; p = &(*p)->next_idle) {
+        struct upconn *u = *p;
+        if (u->slot != t->slot)
+            continue;
+        *p = u->next_idle;
         wc->nidle--;
         evloop_cancel(wc->loop, u->timer);
         u->timer = 0;
@@ -572,7 +595,86 @@ static struct upconn *up_acquire(struct worker_core *wc)
         atomic_fetch_add_explicit(&wc->stats->upstream_reused, 1, memory_order_relaxed);
         return u;
     }
-    return up_connect(wc);
+    return up_connect(wc, t);
+}
+
+/* ---- the gateway's side of an attempt ------------------------------------------------- */
+
+/* Every attempt's end reaches the gateway once (passive health, balancer state). */
+static void up_report(struct upconn *u, int outcome)
+{
+    if (u->slot < 0 || u->reported)
+        return;
+    u->reported = true;
+    gateway_outcome(u->wc, u->slot, (clock_mono_ns() - u->attempt_ns) / 1000u, outcome);
+}
+
+/* A connection for a new attempt of c's request (exclude: the slot that just failed), or
+ * NULL with *no_upstream when the gateway has nothing routable. */
+static struct upconn *attempt_open(struct conn *c, int exclude, bool *no_upstream)
+{
+    struct worker_core *wc = c->wc;
+    const struct agent *a = wc->agent;
+    struct target t = {-1, &a->upstream_addr, a->upstream_addr_len, a->upstream_str};
+    *no_upstream = false;
+    if (wc->gw) {
+        t.slot = gateway_pick(wc, c->gw_key_len ? c->gw_key : NULL, c->gw_key_len, exclude,
+                              &t.addr, &t.addr_len, &t.name);
+        if (t.slot < 0) {
+            *no_upstream = true;
+            return NULL;
+        }
+    }
+    struct upconn *u = up_acquire(wc, &t);
+    if (!u) {
+        if (t.slot >= 0)
+            gateway_outcome(wc, t.slot, 0, OUTCOME_NEUTRAL);
+        return NULL;
+    }
+    u->host = t.name;
+    u->attempt_ns = clock_mono_ns();
+    u->reported = false;
+    return u;
+}
+
+/* Gateway: the request's hash key, idempotency (RFC 9110 §9.2.2, or Idempotency-Key) and
+ * its place in the retry budget. Read while the head is still in c->in. */
+static void gateway_prepare(struct conn *c, const char *buf)
+{
+    const char *header;
+    enum http1_method m = c->req.msg.method;
+    c->gw_idempotent = m != HTTP1_METHOD_POST && m != HTTP1_METHOD_PATCH &&
+                       m != HTTP1_METHOD_CONNECT && m != HTTP1_METHOD_OTHER;
+    c->gw_key_len = 0;
+    bool hashing = gateway_wants_header(c->wc->agent, &header);
+    for (unsigned i = 0; i < c->req.msg.nfields; i++) {
+        const struct http1_header *h = &c->fields[i];
+        if (http1_span_equals(buf, h->name, "Idempotency-Key"))
+            c->gw_idempotent = true;
+        if (header && http1_span_equals(buf, h->name, header) && !c->gw_key_len) {
+            c->gw_key_len = h->value.len < sizeof(c->gw_key) ? h->value.len : sizeof(c->gw_key);
+            memcpy(c->gw_key, buf + h->value.off, c->gw_key_len);
+        }
+    }
+    if (hashing && !header) { /* hash:ip */
+        c->gw_key_len = strlen(c->peer_ip);
+        memcpy(c->gw_key, c->peer_ip, c->gw_key_len);
+    }
+    if (!c->gw_counted) {
+        c->gw_counted = true;
+        gateway_request_started(c->wc->agent);
+    }
+}
+
+/* Gateway: the budget's view of a finished request. */
+static void gateway_release(struct conn *c)
+{
+    if (!c->gw_counted)
+        return;
+    for (; c->gw_retries; c->gw_retries--)
+        gateway_retry_done(c->wc->agent);
+    gateway_request_finished(c->wc->agent);
+    c->gw_counted = false;
 }
 
 /* ---- the forwarded request head ------------------------------------------------------ */
@@ -633,7 +735,7 @@ static bool build_upstream_head(struct conn *c, struct upconn *u)
         return false;
     bool ok = true;
     if (!m->has_host)
-        ok = iobuf_printf(o, "Host: %s\r\n", c->wc->agent->upstream_str);
+        ok = iobuf_printf(o, "Host: %s\r\n", u->host);
     if (ok && xff.len)
         ok = iobuf_append(o, "X-Forwarded-For: ", 17) && iobuf_append(o, buf + xff.off, xff.len) &&
              iobuf_printf(o, ", %s\r\n", c->peer_ip);
@@ -673,6 +775,7 @@ static int forward_body(struct conn *c)
 /* ---- relaying the response ----------------------------------------------------------- */
 
 static void on_upstream_timeout(struct evloop *loop, void *arg);
+static void up_failed(struct upconn *u, bool timeout);
 
 static void up_arm(struct upconn *u, uint64_t ms)
 {
@@ -736,12 +839,18 @@ static int relay_head(struct conn *c, struct upconn *u)
             http1_parser_reset_for_next(&u->resp);
             continue;
         }
+        if (c->wc->gw && (status == 502 || status == 503 || status == 504)) {
+            up_report(u, UH_OUTCOME_HTTP_5XX); /* another replica may answer instead */
+            if (retry_elsewhere(c, u, false))
+                return RELAY_ANSWERED; /* u is gone; c goes on with the retry */
+        }
         const char *validators;
         if (status == 304 && respcache_validators(c, &validators)) {
             /* our revalidation (RFC 9111 §4.3.3): a 304 has no body; the stored response,
              * freshened, answers */
             u->in.off += used;
             int answered = respcache_revalidated(c, u, buf);
+            up_report(u, UH_OUTCOME_OK);
             c->up = NULL;
             up_release(u, u->resp.msg.keep_alive && c->req_body_done);
             if (answered)
@@ -801,17 +910,61 @@ static int relay_body(struct conn *c, struct upconn *u)
     return HTTP1_NEED_MORE;
 }
 
-/* Upstream failed: retry a reused connection that died before answering (a keep-alive
- * race) once for an idempotent request, else 502/504 — or a cut if the answer began. */
+/* Gateway: another replica takes the failed attempt's request, if RFC 9110 §9.2.2 and the
+ * retry budget allow (gateway.h); u (already reported) is freed. false: nothing changed. */
+static bool retry_elsewhere(struct conn *c, struct upconn *u, bool nothing_sent)
+{
+    struct worker_core *wc = c->wc;
+    if (c->resp_started || !u->replayable || !c->req_body_done ||
+        !gateway_may_retry(wc->agent, c->gw_retries, c->gw_idempotent, nothing_sent))
+        return false;
+    c->gw_retries++;
+    bool none;
+    struct upconn *fresh = attempt_open(c, u->slot, &none);
+    if (!fresh || !iobuf_append(&fresh->out, u->out.data, u->out.len)) {
+        if (fresh)
+            up_free(fresh);
+        return false;
+    }
+    fresh->client = c;
+    fresh->replayable = true;
+    http1_parser_set_request_method(&fresh->resp, c->req.msg.method);
+    c->up = fresh;
+    c->retried = true;
+    up_free(u);
+    up_arm(fresh, fresh->connecting ? wc->agent->cfg.connect_timeout_ms
+                                    : wc->agent->cfg.upstream_timeout_ms);
+    if (!fresh->connecting && iobuf_flush(&fresh->out, fresh->fd, true) < 0) {
+        up_failed(fresh, false);
+        return true;
+    }
+    up_update_watch(fresh);
+    return true;
+}
+
+/* Upstream failed: the gateway retries on another replica when it may; the sidecar retries
+ * a reused connection that died before answering (a keep-alive race) once for an
+ * idempotent request; else 502/504 — or a cut if the answer began. */
 static void up_failed(struct upconn *u, bool timeout)
 {
     struct conn *c = u->client;
     enum http1_method m = c->req.msg.method;
     bool idempotent = m != HTTP1_METHOD_POST && m != HTTP1_METHOD_PATCH &&
                       m != HTTP1_METHOD_CONNECT && m != HTTP1_METHOD_OTHER;
-    if (!timeout && u->reused && !u->got_bytes && u->replayable && c->req_body_done &&
-        !c->retried && idempotent) {
-        struct upconn *fresh = up_connect(c->wc);
+    bool nothing_sent = u->connecting; /* never connected: any method may go elsewhere */
+    /* a kept-alive connection the upstream closed first says nothing about its health */
+    up_report(u, u->connecting                           ? UH_OUTCOME_CONNECT_FAIL
+                 : !timeout && u->reused && !u->got_bytes ? OUTCOME_NEUTRAL
+                 : !timeout && !u->got_bytes              ? UH_OUTCOME_CONNECT_FAIL
+                                                          : UH_OUTCOME_HTTP_5XX);
+    if (c->wc->gw) { /* anything of the answer relayed already stops it (retry_elsewhere) */
+        if (retry_elsewhere(c, u, nothing_sent))
+            return;
+    } else if (!timeout && u->reused && !u->got_bytes && u->replayable && c->req_body_done &&
+               !c->retried && idempotent) {
+        struct target t = {-1, &c->wc->agent->upstream_addr, c->wc->agent->upstream_addr_len,
+                           c->wc->agent->upstream_str};
+        struct upconn *fresh = up_connect(c->wc, &t);
         if (fresh && iobuf_append(&fresh->out, u->out.data, u->out.len)) {
             c->retried = true;
             fresh->client = c;
@@ -885,6 +1038,7 @@ static void up_process(struct upconn *u)
 
 static void response_complete(struct conn *c, struct upconn *u)
 {
+    up_report(u, u->resp.msg.status >= 500 ? UH_OUTCOME_HTTP_5XX : UH_OUTCOME_OK);
     respcache_complete(c, u);
     bool reuse = u->resp.msg.keep_alive && c->req_body_done;
     if (!c->req_body_done)
@@ -904,11 +1058,18 @@ static void on_header_timeout(struct evloop *loop, void *arg);
 static void request_forward(struct conn *c)
 {
     struct worker_core *wc = c->wc;
-    struct upconn *u = up_acquire(wc);
+    if (wc->gw)
+        gateway_prepare(c, c->in.data + c->in.off);
+    bool no_upstream;
+    struct upconn *u = attempt_open(c, -1, &no_upstream);
     if (!u) {
         c->upstream_error = true;
-        conn_answer(c, 502, "upstream-unavailable", "Bad Gateway",
-                    "no connection to the upstream could be opened", false);
+        if (no_upstream)
+            conn_answer(c, 503, "no-upstream", "Service Unavailable",
+                        "no upstream is healthy and serving", false);
+        else
+            conn_answer(c, 502, "upstream-unavailable", "Bad Gateway",
+                        "no connection to the upstream could be opened", false);
         return;
     }
     u->client = c;

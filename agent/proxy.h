@@ -93,6 +93,11 @@ struct conn {
     int status;
     uint64_t bytes_in, bytes_out;
     bool faulted, upstream_error, upstream_timeout, rejected, retried, resp_started;
+    /* gateway: retries on other replicas, the budget's accounting, the hash key */
+    bool gw_counted, gw_idempotent;
+    unsigned gw_retries;
+    char gw_key[64];
+    size_t gw_key_len;
     bool http10;
     struct fault_decision fault;
     struct trace_ctx trace;   /* trace id + our span id (sent upstream as parent) */
@@ -135,6 +140,10 @@ struct upconn {
     struct conn *client;      /* NULL while idle in the pool */
     struct upconn *next_idle;
     bool connecting, reused, replayable, got_bytes, head_done, decode;
+    int slot;                 /* gateway: the upstream's slot (gateway.h); -1 sidecar */
+    bool reported;            /* gateway: this attempt's outcome went to gateway_outcome */
+    uint64_t attempt_ns;
+    const char *host;         /* Host for a request without one */
     uint64_t timer;
     uint64_t idle_since_ms;
     struct iobuf out, in;
@@ -161,6 +170,7 @@ struct worker_core {
     struct rl_redis *rl_redis;   /* NULL without --redis */
     struct evredis *redis;       /* the worker's own async Redis connection */
     struct evredis *cache_redis; /* --cache-redis: the response cache's shared tier */
+    struct gw_worker *gw;        /* --role gateway: this worker's balancer */
     int wake_fd;                 /* eventfd: other threads post to the mailbox, then write */
     pthread_mutex_t mbox_lock;
     struct conn_msg *mbox;       /* connections to resume (miss coalescing) */

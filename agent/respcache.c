@@ -17,6 +17,7 @@
 #include "http_cache.h"
 #include "log.h"
 #include "evloop_redis.h"
+#include "gateway.h"
 #include "store_redis.h"
 #include "policy_sync.h"
 #include "proxy.h"
@@ -183,10 +184,12 @@ static bool lines_get(const void *ctx, const char *name, size_t idx, const char 
 
 /* Whether a response field line is stored (RFC 9111 §3.1): not hop-by-hop, not one the
  * cache generates; not Content-Length either (the only KEEP_STORED field): it is written
- * from the stored body, since a chunked answer had none. */
+ * from the stored body, since a chunked answer had none; not X-Request-Id (each answer
+ * carries its own request's). */
 static bool stored_field(const char *name, size_t len)
 {
-    return hc_field_rule(name, len) == HC_FIELD_KEEP;
+    return hc_field_rule(name, len) == HC_FIELD_KEEP &&
+           !(len == 12 && !strncasecmp(name, "X-Request-Id", 12)); /* per request: ours */
 }
 
 static bool append_line(struct iobuf *o, const char *name, size_t nlen, const char *value,
@@ -378,6 +381,8 @@ int respcache_start(struct agent *a, char err[256])
         return SL_EINVAL;
     }
     rc->policy = hc_policy_default;
+    /* the gateway is the fleet's edge: s-maxage and CDN-Cache-Control (RFC 9213) apply */
+    rc->policy.role = a->role == AGENT_ROLE_GATEWAY ? HC_ROLE_EDGE : HC_ROLE_SIDECAR;
     if (a->cfg.cache_rules && rules_load(rc, a->cfg.cache_rules, err) != SL_OK) {
         cache_free(rc->cache);
         free(rc);
@@ -1022,10 +1027,13 @@ static void reval_enqueue(struct respcache *rc, struct conn *c, const struct ske
     const struct http1_message *m = &c->req.msg;
     if (!r->started || m->target_form != HTTP1_TARGET_ORIGIN)
         return;
+    char up[AGENT_ADDR_MAX > GATEWAY_NAME_MAX ? AGENT_ADDR_MAX : GATEWAY_NAME_MAX];
+    snprintf(up, sizeof(up), "%s", c->wc->agent->upstream_str);
+    if (c->wc->gw && !gateway_any_upstream(c->wc->agent, up))
+        return; /* nothing routable: the next stale hit tries again */
     struct reval_job *j = calloc(1, sizeof(*j));
     bool ok = j && (j->skey = malloc(sk->len)) != NULL &&
-              asprintf(&j->url, "http://%s%.*s", c->wc->agent->upstream_str, (int)m->target.len,
-                       buf + m->target.off) > 0;
+              asprintf(&j->url, "http://%s%.*s", up, (int)m->target.len, buf + m->target.off) > 0;
     if (ok) {
         memcpy(j->skey, sk->k, sk->len);
         j->sklen = sk->len;

@@ -13,6 +13,7 @@
 #include "evloop.h"
 #include "log.h"
 #include "evloop_redis.h"
+#include "gateway.h"
 #include "proxy.h"
 #include "ratelimit_redis.h"
 
@@ -151,6 +152,10 @@ struct worker *worker_new(struct agent *a, unsigned index, char err[256])
             goto err_free;
         }
     }
+    if (a->gateway && !(w->core.gw = gateway_worker_new(a))) {
+        snprintf(err, 256, "worker %u: out of memory", index);
+        goto err_free;
+    }
     if (a->cfg.cache_redis && a->cfg.cache_bytes) { /* the shared cache tier, async */
         char rerr[128];
         w->core.cache_redis = evredis_new(w->core.loop, a->cfg.cache_redis, 200, 250, rerr);
@@ -210,6 +215,7 @@ void worker_free(struct worker *w)
         rl_redis_free(w->core.rl_redis); /* answers its pending callers first */
         evredis_free(w->core.redis);
         evredis_free(w->core.cache_redis);
+        gateway_worker_free(w->core.gw);
         close_listener(w);
         if (w->core.wake_fd >= 0) {
             evloop_watch_del(w->core.loop, w->core.wake_fd);

@@ -21,7 +21,8 @@ Endpoints (any method unless noted):
   /pid              this process's pid (text)
   /cache?...        a cacheable JSON document {n, method, auth, accept, pad}; n counts how
                     often the upstream answered this exact target (server.cache_served).
-                    Query: cc= (Cache-Control), vary=, etag= (answers 304 to a matching
+                    Query: cc= (Cache-Control), cdn= (CDN-Cache-Control), vary=, etag=
+                    (answers 304 to a matching
                     If-None-Match unless changed= is present), size= (padding), ms= (slow),
                     fail_after=N (503 after N answers), chunked= (no Content-Length);
                     server.cache_conditional[target] is the last If-None-Match received
@@ -193,6 +194,7 @@ class Handler(BaseHTTPRequestHandler):
                 return
             extra = [("Cache-Control", q["cc"][0])] if "cc" in q else []
             extra += [("Vary", q["vary"][0])] if "vary" in q else []
+            extra += [("CDN-Cache-Control", q["cdn"][0])] if "cdn" in q else []
             etag = '"%s"' % q["etag"][0] if "etag" in q else None
             extra += [("ETag", etag)] if etag else []
             with self.server.lock:
