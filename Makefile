@@ -154,6 +154,7 @@ bench: programs
 	$(Q)bench/agent.sh "$(BINDIR)"
 	$(Q)bench/ratelimit.sh "$(BINDIR)"
 	$(Q)bench/cache.sh "$(BINDIR)"
+	$(Q)bench/gateway.sh "$(BINDIR)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -48,7 +48,8 @@ wait_http() { # wait_http URL (10 s deadline)
 }
 
 # measure NAME URL PID [HELPER_PID] → prints a line and sets R_RPS, R_CPU_US (PID's CPU
-# per request) and R_CPU2_US (PID + HELPER_PID, e.g. the Redis server behind the API).
+# per request) and R_CPU2_US (PID + HELPER_PID, e.g. the Redis server behind the API);
+# R_ERRORS counts wrk's non-2xx/3xx answers and socket errors (a failing proxy is cheap).
 measure() {
 	local name=$1 url=$2 pid=$3 helper=${4:-}
 	local b1 b2=0 a1 a2=0 out reqs secs hz
@@ -65,6 +66,8 @@ measure() {
 	R_CPU2_US=$(awk -v t=$((a1 - b1 + a2 - b2)) -v hz="$hz" -v r="$reqs" 'BEGIN {printf "%.2f", t * 1e6 / hz / r}')
 	R_P50=$(echo "$out" | awk '$1 == "50%" {print $2}')
 	R_P99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+	R_ERRORS=$(echo "$out" | awk '/Non-2xx/ {n += $NF}
+		/Socket errors/ {gsub(",", ""); n += $4 + $6 + $8 + $10} END {print n + 0}')
 	printf '  %-32s %8s req/s  %7s us CPU/req' "$name" "$R_RPS" "$R_CPU_US"
 	[ -z "$helper" ] || printf ' (%s with helper)' "$R_CPU2_US"
 	printf '  p50 %s p99 %s\n' "$R_P50" "$R_P99"
