@@ -378,3 +378,27 @@ def test_bad_gateway_flags_are_refused_with_the_flag_named():
     for args, want in cases:
         cp = agent_fixture.run_agent(args + ["--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"])
         assert cp.returncode == 2 and want in cp.stderr, (args, cp.stderr)
+
+
+def _spans_with_trace(trace_id):
+    out = []
+    for _, fields in S.redis.cmd("XRANGE", "sluice:spans", "-", "+"):
+        doc = json.loads(dict(zip(fields[::2], fields[1::2]))["otlp"])
+        for rs in doc["resourceSpans"]:
+            res = {x["key"]: next(iter(x["value"].values())) for x in rs["resource"]["attributes"]}
+            for ss in rs["scopeSpans"]:
+                out += [(res, sp) for sp in ss["spans"] if sp["traceId"] == trace_id]
+    return out
+
+
+def test_the_gateway_span_is_the_parent_of_the_sidecar_span():
+    # a sampled traceparent: every hop records its span and ships it to sluice:spans
+    trace, parent = os.urandom(16).hex(), os.urandom(8).hex()
+    r = S.gateway.get("/healthz", {"traceparent": f"00-{trace}-{parent}-01"})
+    assert r.status == 200
+    found = wait_until(lambda: len(_spans_with_trace(trace)) == 2 and _spans_with_trace(trace), 10,
+                       "the gateway's and the sidecar's spans")
+    by_role = {res["sluice.role"]: sp for res, sp in found}
+    assert set(by_role) == {"gateway", "sidecar"}, found
+    assert by_role["gateway"]["parentSpanId"] == parent
+    assert by_role["sidecar"]["parentSpanId"] == by_role["gateway"]["spanId"], by_role
