@@ -124,6 +124,9 @@ void http_resp_init(struct http_resp *resp)
     resp->status = 0;
     resp->nheaders = 0;
     buf_init(&resp->body, HTTP_RESP_BODY_MAX);
+    resp->stream = NULL;
+    resp->stream_ctx = NULL;
+    resp->stream_free = NULL;
 }
 
 static void resp_clear_headers(struct http_resp *resp)
@@ -140,6 +143,22 @@ void http_resp_release(struct http_resp *resp)
     resp_clear_headers(resp);
     buf_release(&resp->body);
     resp->status = 0;
+    if (resp->stream_free)
+        resp->stream_free(resp->stream_ctx);
+    resp->stream = NULL;
+    resp->stream_ctx = NULL;
+    resp->stream_free = NULL;
+}
+
+void http_resp_stream(struct http_resp *resp, int status, const char *content_type,
+                      http_stream_fn fn, void *ctx, void (*free_fn)(void *ctx))
+{
+    buf_reset(&resp->body);
+    resp->status = status;
+    resp->stream = fn;
+    resp->stream_ctx = ctx;
+    resp->stream_free = free_fn;
+    http_resp_header(resp, "Content-Type", "%s", content_type);
 }
 
 /* RFC 9110 §5.6.2: token = 1*tchar. */

@@ -81,14 +81,28 @@ struct http_header {
     char *value;
 };
 
+/* A streamed body (Server-Sent Events): called on the server's thread for that connection
+ * until it returns -1 (end). It returns how many bytes it put in buf (at most max), and
+ * may block a while for them (the server runs streaming responses on a thread per
+ * connection); 0 means "nothing yet, call again". */
+typedef long (*http_stream_fn)(void *ctx, char *buf, size_t max);
+
 struct http_resp {
     int status; /* 0 until a handler answers */
     struct http_header headers[HTTP_RESP_HEADERS_MAX];
     size_t nheaders;
     struct buf body; /* bounded by HTTP_RESP_BODY_MAX */
+    http_stream_fn stream; /* set by http_resp_stream: the body comes from it */
+    void *stream_ctx;
+    void (*stream_free)(void *ctx); /* called once when the stream ends or is dropped */
 };
 
 void http_resp_init(struct http_resp *resp);
+/* A streamed answer: status, Content-Type, then fn's bytes until it ends. The response
+ * owns ctx from here (free_fn(ctx) when done, also when the answer is never sent). Only
+ * servers started with thread_per_connection should stream (http_mhd.h). */
+void http_resp_stream(struct http_resp *resp, int status, const char *content_type,
+                      http_stream_fn fn, void *ctx, void (*free_fn)(void *ctx));
 void http_resp_release(struct http_resp *resp);
 /* Set a header field, replacing any field of the same name (case-insensitive). The value
  * is printf-style. The name must be an RFC 9110 §5.6.2 token and the value may not hold

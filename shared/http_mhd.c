@@ -33,6 +33,7 @@
 struct http_server {
     struct MHD_Daemon *daemon;
     struct evloop *loop; /* external mode (http_mhd.h); NULL with internal threads */
+    bool thread_per_connection;
     int epoll_fd;
     uint64_t timer;
     const struct http_route *routes;
@@ -80,13 +81,44 @@ static void add_headers(const struct http_server *srv, struct MHD_Response *m,
     }
 }
 
+/* A streamed body (http_resp_stream) as MHD's content reader. */
+struct stream {
+    http_stream_fn fn;
+    void *ctx;
+    void (*free_fn)(void *ctx);
+};
+
+static ssize_t on_stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct stream *s = cls;
+    long n = s->fn(s->ctx, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void on_stream_free(void *cls)
+{
+    struct stream *s = cls;
+    if (s->free_fn)
+        s->free_fn(s->ctx);
+    free(s);
+}
+
 /* Queue resp (released here, whatever happens). The body buffer moves to MHD. */
 static bool queue_resp(struct mhd_req *r, struct MHD_Connection *con, struct http_resp *resp)
 {
     struct MHD_Response *m;
     (void)http_resp_header(resp, "X-Request-Id", "%s", r->req.request_id);
     size_t len = resp->body.len;
-    if (len > 0) {
+    struct stream *s = resp->stream ? malloc(sizeof(*s)) : NULL;
+    if (s) { /* the stream's context moves to MHD */
+        *s = (struct stream){resp->stream, resp->stream_ctx, resp->stream_free};
+        resp->stream_free = NULL;
+        m = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, on_stream_read, s,
+                                              on_stream_free);
+        if (!m)
+            on_stream_free(s);
+    } else if (len > 0) {
         char *body = buf_detach(&resp->body);
         m = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
         if (!m)
@@ -405,7 +437,10 @@ static struct MHD_Daemon *start_daemon(struct http_server *srv, const struct ser
     /* MHD_USE_ITC: MHD_quiesce_daemon needs it with internal threads. SO_REUSEADDR is
      * MHD's default; MHD_OPTION_LISTENING_ADDRESS_REUSE=1 would add SO_REUSEPORT and let
      * a second server share the port silently, so it is not set. */
-    unsigned flags = (srv->loop ? MHD_USE_EPOLL : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC) |
+    unsigned flags = (srv->loop                    ? MHD_USE_EPOLL
+                      : srv->thread_per_connection ? MHD_USE_THREAD_PER_CONNECTION |
+                                                         MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ITC
+                                                   : MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC) |
                      MHD_USE_ERROR_LOG | (ipv6 ? MHD_USE_IPv6 : 0);
     /* one option and its arguments per line */
     /* clang-format off */
@@ -422,7 +457,8 @@ static struct MHD_Daemon *start_daemon(struct http_server *srv, const struct ser
         MHD_OPTION_URI_LOG_CALLBACK, &on_uri, srv,
         MHD_OPTION_NOTIFY_COMPLETED, &on_completed, srv,
         /* last, so that external mode can end the list before it: no pool without threads */
-        srv->loop ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE, lim->threads,
+        srv->loop || srv->thread_per_connection ? MHD_OPTION_END : MHD_OPTION_THREAD_POOL_SIZE,
+        lim->threads,
         MHD_OPTION_END);
     /* clang-format on */
 }
@@ -518,6 +554,7 @@ struct http_server *http_server_start(const struct http_server_config *cfg,
         return NULL;
     }
     srv->loop = cfg->loop;
+    srv->thread_per_connection = cfg->thread_per_connection && !cfg->loop;
     srv->daemon = start_daemon(srv, &lim, &addr, cfg->port, ipv6);
     if (srv->daemon && srv->loop && attach_loop(srv) != SL_OK) {
         MHD_stop_daemon(srv->daemon);

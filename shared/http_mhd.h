@@ -51,6 +51,9 @@ struct http_server_config {
     void *app;        /* handed to handlers as req->app */
     bool access_log;  /* one log_event per request: method, path, status, duration_ms */
     const char *name; /* for logs; NULL: "http" */
+    bool thread_per_connection; /* a thread per connection (MHD's poll mode), so that
+                                 * streamed answers (http_resp_stream, SSE) may block:
+                                 * for the control plane; not with loop */
     struct evloop *loop; /* external mode: no MHD thread; the server runs on this loop
                           * (MHD_USE_EPOLL, its epoll fd watched, MHD_get_timeout as a
                           * timer) and handlers run on the loop's thread. NULL: MHD's own
