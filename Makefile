@@ -29,7 +29,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ishared -Iagent -Isamples/shortener $(PKG_CFLAGS)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ishared -Iagent -Isamples/shortener -Iserver $(PKG_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(MODE),release)
@@ -58,8 +58,12 @@ SHORTENER_LIB := $(OBJDIR)/libshortener.a
 AGENT_SRC := $(filter-out agent/main.c,$(wildcard agent/*.c))
 AGENT_LIB := $(OBJDIR)/libagent.a
 
-# Component libraries, most dependent first (link order).
-COMPONENT_LIBS := $(SHORTENER_LIB) $(AGENT_LIB) $(SHARED_LIB)
+SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
+SERVER_LIB := $(OBJDIR)/libserver.a
+
+# Component libraries, most dependent first (link order). The control plane links the
+# agent's library for the policy validation it shares with the agents.
+COMPONENT_LIBS := $(SHORTENER_LIB) $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB)
 
 $(OBJDIR)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -72,8 +76,15 @@ $(SHORTENER_LIB): $(SHORTENER_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
 $(AGENT_LIB): $(AGENT_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
+$(SERVER_LIB): $(SERVER_SRC:%.c=$(OBJDIR)/%.o)
+	$(Q)rm -f $@ && ar rcs $@ $^
 
-PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent
+PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent $(BINDIR)/sluice-server
+
+$(BINDIR)/sluice-server: $(OBJDIR)/server/main.o $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS)
 
 $(BINDIR)/sluice-agent: $(OBJDIR)/agent/main.o $(AGENT_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
@@ -113,6 +124,13 @@ $(AGENT_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(TEST_SUPPORT) $(AGE
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
+
+SERVER_UNIT := $(OBJDIR)/tests/test_slo $(OBJDIR)/tests/test_traces $(OBJDIR)/tests/test_snapshot $(OBJDIR)/tests/test_queues
+
+$(SERVER_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(TEST_SUPPORT) $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(OBJDIR)/tests/replay_%)
@@ -155,6 +173,7 @@ bench: programs
 	$(Q)bench/ratelimit.sh "$(BINDIR)"
 	$(Q)bench/cache.sh "$(BINDIR)"
 	$(Q)bench/gateway.sh "$(BINDIR)"
+	$(Q)bench/controlplane.sh "$(BINDIR)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

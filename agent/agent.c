@@ -17,6 +17,8 @@
 #include "log.h"
 #include "policy.h"
 #include "policy_sync.h"
+#include <curl/curl.h>
+
 #include "gateway.h"
 #include "respcache.h"
 #include "ratelimit.h"
@@ -477,5 +479,9 @@ int agent_main(int argc, char **argv)
     atomic_store(&a->live_agents, 1);
     atomic_store(&a->weight, (int)c->weight);
     a->started_wall_ms = clock_wall_ms();
-    return agent_run(a);
+    curl_global_init(CURL_GLOBAL_DEFAULT); /* before any thread: the health checker and the
+                                             * cache's revalidation use libcurl */
+    int rc = agent_run(a);
+    curl_global_cleanup();
+    return rc;
 }
