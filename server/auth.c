@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "apikey.h"
+#include "apikey_store.h"
 #include "clock.h"
 #include "err.h"
 #include "flags.h"
@@ -26,6 +26,7 @@
 #include "store_redis.h"
 
 #define AUDIT_STREAM "sluice:audit"
+#define KEYS_PREFIX "sluice:server:" /* apikey_store.h layout */
 #define AUDIT_MAXLEN 10000
 
 static const char *const role_names[] = {"none", "viewer", "operator", "admin"};
@@ -190,29 +191,11 @@ static int keys_create(struct redis_pool *pool, const char *role_s, const char *
                 role_s ? role_s : "(nothing)");
         return 2;
     }
-    char key[APIKEY_LEN + 1], hash[APIKEY_HASH_HEX_LEN + 1], id[APIKEY_ID_MAX], created[32];
-    if (apikey_generate(key)) {
-        fprintf(stderr, "sluice-server: cannot draw random bytes\n");
-        return 1;
-    }
-    apikey_hash(key, hash);
-    apikey_id(hash, id);
-    clock_format_iso8601(clock_wall_ms(), created);
-    redisReply *r = redis_pool_command(pool, "HSET sluice:server:key:{%s} id %s role %s name %s "
-                                             "created_at %s", hash, id, role_name(role),
-                                       name ? name : "", created);
-    redisReply *r2 = r && r->type != REDIS_REPLY_ERROR
-                         ? redis_pool_command(pool, "SET sluice:server:keyid:{%s} %s", id, hash)
-                         : NULL;
-    redisReply *r3 = r2 && r2->type != REDIS_REPLY_ERROR
-                         ? redis_pool_command(pool, "SADD sluice:server:keys %s", id)
-                         : NULL;
-    bool ok = r3 && r3->type != REDIS_REPLY_ERROR;
-    freeReplyObject(r);
-    freeReplyObject(r2);
-    freeReplyObject(r3);
-    if (!ok) {
-        fprintf(stderr, "sluice-server: cannot store the key in %s\n", redis_pool_url(pool));
+    char key[APIKEY_LEN + 1], id[APIKEY_ID_MAX];
+    int rc = apikey_store_create(pool, KEYS_PREFIX, "role", role_name(role), name, key, id);
+    if (rc) {
+        fprintf(stderr, "sluice-server: %s\n", rc == SL_ECRYPTO ? "cannot draw random bytes"
+                                                               : "cannot store the key in Redis");
         return 1;
     }
     printf("%s\nid: %s\nrole: %s\n", key, id, role_name(role));
@@ -221,26 +204,12 @@ static int keys_create(struct redis_pool *pool, const char *role_s, const char *
 
 static int keys_revoke(struct redis_pool *pool, const char *id)
 {
-    redisReply *r = redis_pool_command(pool, "GET sluice:server:keyid:{%s}", id);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(r);
-        fprintf(stderr, "sluice-server: cannot reach %s\n", redis_pool_url(pool));
-        return 1;
-    }
-    if (r->type != REDIS_REPLY_STRING) {
-        freeReplyObject(r);
-        fprintf(stderr, "sluice-server: no key with id '%s'\n", id);
-        return 1;
-    }
-    redisReply *d = redis_pool_command(pool, "DEL sluice:server:key:{%s} sluice:server:keyid:{%s}",
-                                       r->str, id);
-    redisReply *d2 = redis_pool_command(pool, "SREM sluice:server:keys %s", id);
-    bool ok = d && d->type == REDIS_REPLY_INTEGER && d2 && d2->type == REDIS_REPLY_INTEGER;
-    freeReplyObject(d);
-    freeReplyObject(d2);
-    freeReplyObject(r);
-    if (!ok) {
-        fprintf(stderr, "sluice-server: cannot reach %s\n", redis_pool_url(pool));
+    int rc = apikey_store_revoke(pool, KEYS_PREFIX, id);
+    if (rc) {
+        if (rc == SL_ENOTFOUND)
+            fprintf(stderr, "sluice-server: no key with id '%s'\n", id);
+        else
+            fprintf(stderr, "sluice-server: cannot reach %s\n", redis_pool_url(pool));
         return 1;
     }
     printf("revoked %s\n", id);

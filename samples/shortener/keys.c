@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "apikey.h"
+#include "apikey_store.h"
 #include "auth.h"
 #include "clock.h"
 #include "err.h"
@@ -33,25 +33,11 @@ static int keys_create(struct redis_pool *pool, const struct keys_opts *o)
         return 2;
     }
     scopes_format(mask, scopes);
-    char key[APIKEY_LEN + 1], hash[APIKEY_HASH_HEX_LEN + 1], id[APIKEY_ID_MAX], created[32];
-    if (apikey_generate(key)) {
-        fprintf(stderr, "sluice-shortener: cannot draw random bytes\n");
-        return 1;
-    }
-    apikey_hash(key, hash);
-    apikey_id(hash, id);
-    clock_format_iso8601(clock_wall_ms(), created);
-    redisReply *r = redis_pool_command(pool, "HSET app:key:{%s} id %s scopes %s name %s "
-                                             "created_at %s", hash, id, scopes,
-                                       o->name ? o->name : "", created);
-    redisReply *r2 = r && r->type != REDIS_REPLY_ERROR
-                         ? redis_pool_command(pool, "SET app:keyid:{%s} %s", id, hash)
-                         : NULL;
-    int ok = r2 && r2->type != REDIS_REPLY_ERROR;
-    freeReplyObject(r);
-    freeReplyObject(r2);
-    if (!ok) {
-        fprintf(stderr, "sluice-shortener: cannot store the key in %s\n", redis_pool_url(pool));
+    char key[APIKEY_LEN + 1], id[APIKEY_ID_MAX];
+    int rc = apikey_store_create(pool, "app:", "scopes", scopes, o->name, key, id);
+    if (rc) {
+        fprintf(stderr, "sluice-shortener: %s\n", rc == SL_ECRYPTO ? "cannot draw random bytes"
+                                                                  : "cannot store the key in Redis");
         return 1;
     }
     printf("%s\nid: %s\nscopes: %s\n", key, id, scopes);
@@ -60,23 +46,12 @@ static int keys_create(struct redis_pool *pool, const struct keys_opts *o)
 
 static int keys_revoke(struct redis_pool *pool, const char *id)
 {
-    redisReply *r = redis_pool_command(pool, "GET app:keyid:{%s}", id);
-    if (!r || r->type == REDIS_REPLY_ERROR) {
-        freeReplyObject(r);
-        fprintf(stderr, "sluice-shortener: cannot reach %s\n", redis_pool_url(pool));
-        return 1;
-    }
-    if (r->type != REDIS_REPLY_STRING) {
-        freeReplyObject(r);
-        fprintf(stderr, "sluice-shortener: no key with id '%s'\n", id);
-        return 1;
-    }
-    redisReply *d = redis_pool_command(pool, "DEL app:key:{%s} app:keyid:{%s}", r->str, id);
-    int ok = d && d->type == REDIS_REPLY_INTEGER;
-    freeReplyObject(d);
-    freeReplyObject(r);
-    if (!ok) {
-        fprintf(stderr, "sluice-shortener: cannot reach %s\n", redis_pool_url(pool));
+    int rc = apikey_store_revoke(pool, "app:", id);
+    if (rc) {
+        if (rc == SL_ENOTFOUND)
+            fprintf(stderr, "sluice-shortener: no key with id '%s'\n", id);
+        else
+            fprintf(stderr, "sluice-shortener: cannot reach %s\n", redis_pool_url(pool));
         return 1;
     }
     printf("revoked %s\n", id);
