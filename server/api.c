@@ -161,6 +161,19 @@ static void h_faults_delete(struct http_req *req, struct http_resp *resp)
     replica_action(req, resp, "DELETE", "/v1/faults", "faults.clear", false);
 }
 
+static void h_cache_purge(struct http_req *req, struct http_resp *resp)
+{
+    replica_action(req, resp, "POST", "/v1/cache/purge", "cache.purge", true);
+}
+
+/* Who the caller is: the TUI hides actions from viewers. */
+static void h_whoami(struct http_req *req, struct http_resp *resp)
+{
+    struct caller who;
+    if (auth_require(srv_of(req), req, resp, ROLE_VIEWER, &who))
+        http_resp_json(resp, 200, json_pack("{s:s, s:s}", "who", who.who, "role", role_name(who.role)));
+}
+
 static void h_faults_get(struct http_req *req, struct http_resp *resp)
 {
     struct server *s = srv_of(req);
@@ -412,6 +425,8 @@ static const struct http_route routes[] = {
     {"POST", "/v1/replicas/{id}/drain", h_drain},
     {"POST", "/v1/replicas/{id}/undrain", h_undrain},
     {"PUT", "/v1/replicas/{id}/weight", h_weight},
+    {"POST", "/v1/replicas/{id}/cache/purge", h_cache_purge},
+    {"GET", "/v1/whoami", h_whoami},
     {"GET", "/v1/faults/{id}", h_faults_get},
     {"PUT", "/v1/faults/{id}", h_faults_put},
     {"DELETE", "/v1/faults/{id}", h_faults_delete},

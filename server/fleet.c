@@ -483,6 +483,35 @@ static void poll_agent(struct fleet *f, struct agent_rec *a)
     }
 }
 
+/* Under the lock: each replica's cache counters and hit-ratio windows (the Cache screen). */
+static void add_cache(struct fleet *f, json_t *doc)
+{
+    size_t i, k;
+    json_t *svc, *rep;
+    json_array_foreach(json_object_get(doc, "services"), i, svc) {
+        json_array_foreach(json_object_get(svc, "replicas"), k, rep) {
+            const struct agent_rec *a = agent_find(f, json_string_value(json_object_get(rep, "id")) ?: "");
+            if (!a || !a->have_cur || !a->cur.cache.enabled)
+                continue;
+            const struct sample_cache *c = &a->cur.cache;
+            json_t *w = json_object();
+            static const char *const names[] = {"1s", "10s", "60s"};
+            for (int n = 0; n < 3; n++)
+                json_object_set_new(w, names[n], isnan(c->hit_ratio_window[n])
+                                                     ? json_null()
+                                                     : json_real(c->hit_ratio_window[n]));
+            json_object_set_new(rep, "cache",
+                                json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
+                                          "enabled", 1, "hits", (json_int_t)c->hits, "misses",
+                                          (json_int_t)c->misses, "stale", (json_int_t)c->stale,
+                                          "evictions", (json_int_t)c->evictions, "expirations",
+                                          (json_int_t)c->expirations, "entries",
+                                          (json_int_t)c->entries, "bytes", (json_int_t)c->bytes,
+                                          "hit_ratio_window", w));
+        }
+    }
+}
+
 /* The snapshot of this sweep: every known agent, up or down. */
 static void sweep_finish(struct fleet *f)
 {
@@ -512,6 +541,8 @@ static void sweep_finish(struct fleet *f)
     slo_feed(f, snap, now_wall / 1000);
     json_t *doc = snapshot_json(snap);
     snapshot_free(snap);
+    if (doc)
+        add_cache(f, doc);
     if (doc) {
         json_object_set_new(doc, "agents", json_integer(agents));
         json_object_set_new(doc, "agents_up", json_integer(up));
@@ -720,7 +751,9 @@ err:
 int fleet_start(struct fleet *f, char err[256])
 {
     char cerr[128];
-    if (!(f->loop = evloop_new()) || !(f->curl = evcurl_new(f->loop, cerr)) ||
+    if ((f->loop = evloop_new()) && (f->curl = evcurl_new(f->loop, cerr)))
+        evcurl_set_max_connects(f->curl, AGENTS_MAX); /* a kept-alive connection per agent */
+    if (!f->loop || !f->curl ||
         evloop_timer_add(f->loop, 0, f->s->cfg.poll_ms, on_tick, f, NULL) ||
         pthread_create(&f->poll_thread, NULL, poll_main, f) != 0) {
         snprintf(err, 256, "cannot start the fleet poller");

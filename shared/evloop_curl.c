@@ -274,3 +274,8 @@ void evcurl_get_stats(const struct evcurl *ec, struct evcurl_stats *out)
 {
     *out = ec->stats;
 }
+
+void evcurl_set_max_connects(struct evcurl *ec, long n)
+{
+    curl_multi_setopt(ec->multi, CURLMOPT_MAXCONNECTS, n);
+}

@@ -61,6 +61,9 @@ void evcurl_free(struct evcurl *ec);
 int evcurl_add(struct evcurl *ec, CURL *easy, evcurl_done_fn cb, void *arg);
 /* Stop a transfer without calling its callback. SL_ENOTFOUND if easy is not running here. */
 int evcurl_remove(struct evcurl *ec, CURL *easy);
+/* Keep up to n idle connections for reuse (CURLMOPT_MAXCONNECTS; libcurl's default is
+ * 4 × the transfers running, which closes most of them between a poller's sweeps). */
+void evcurl_set_max_connects(struct evcurl *ec, long n);
 /* Transfers added and not yet done. */
 unsigned evcurl_running(const struct evcurl *ec);
 void evcurl_get_stats(const struct evcurl *ec, struct evcurl_stats *out);

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# bench/controlplane.sh — the control plane at fleet scale (issue 7): sluice-server polling
+# 1,000 simulated agents at 1 Hz, next to a bare libcurl multi loop fetching the same
+# bodies from the same agents, same run.
+#
+#   bench/controlplane.sh [BINDIR]      (make bench)
+#   BENCH_SECONDS=10                    each measured window
+#   BENCH_AGENTS=1000                   simulated agents
+#
+# The agents: bench/fake_agents.py, one Python process listening on BENCH_AGENTS loopback
+# admin ports and registered in a Redis of the benchmark's own, each serving a real
+# sluice-agent's /v1/stats document (captured here from an agent in front of a dead
+# upstream after ~50 requests on a few paths: 3 routes, ~3 KB) with its id and service
+# changed and its counters growing consistently (fake_agents.py says how).
+# The server: sluice-server --poll-ms 1000, measured once every agent is up: its CPU over
+# the window (user+system, all threads, /proc) as a share of one core (goal <= 5 %) and the
+# sweep time it exports (sluice_server_sweep_seconds, the last sweep: registry read, every
+# poll, the snapshot; sampled every 0.5 s, one value per sweep; goal <= 100 ms).
+# The peer: bench/curl_sweep.c, run after the server was stopped, against the same agents
+# for the same time: its own CPU (getrusage) and sweep time (first transfer to last).
+# Also shown: connections the agents accepted during each window (keep-alive or not) and
+# the agents' own CPU. Asserts nothing.
+set -euo pipefail
+bindir=${1:-build/bin}
+cd "$(dirname "$0")/.."
+. bench/lib.sh
+
+secs=${BENCH_SECONDS:-10}
+n=${BENCH_AGENTS:-1000}
+hz=$(getconf CLK_TCK)
+
+# 1,000 listening sockets + the server's and the peer's connections to them.
+want=$((3 * n + 1024))
+hard=$(ulimit -Hn)
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$want" ]; then
+	[ "$hard" = unlimited ] || [ "$hard" -ge "$want" ] || want=$hard
+	ulimit -n "$want"
+fi
+
+# stop_pid PID [SECONDS] — TERM one process this script started, wait for it (KILL after
+# the deadline, 10 s), take it off BENCH_PIDS; its exit status in STOP_RC.
+stop_pid() {
+	local pid=$1 deadline=$((SECONDS + ${2:-10})) p keep=()
+	kill -TERM "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "bench: pid $pid still running after SIGTERM: SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.05
+	done
+	STOP_RC=0
+	wait "$pid" 2>/dev/null || STOP_RC=$?
+	for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+	BENCH_PIDS=("${keep[@]}")
+}
+
+now_ns() { date +%s%N; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "n/a" }'; }
+# median and max of the numbers on stdin, "MEDIAN MAX" (ms with one decimal)
+median_max() {
+	sort -g | awk '{v[NR] = $1} END { if (!NR) { print "n/a n/a"; exit }
+		m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%.1f %.1f\n", m, v[NR] }'
+}
+status_field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
+
+# --- the peer, compiled on the fly -----------------------------------------------------------
+gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra bench/curl_sweep.c \
+	$(pkg-config --cflags --libs libcurl) -o "$BENCH_TMP/curl_sweep"
+
+# --- a Redis of its own -------------------------------------------------------------------
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+	--dir "$BENCH_TMP" >"$BENCH_TMP/redis.log" 2>&1 &
+redis_pid=$!
+BENCH_PIDS+=("$redis_pid")
+deadline=$((SECONDS + 10))
+until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+	[ $SECONDS -lt $deadline ] || { echo "bench: redis did not start" >&2; cat "$BENCH_TMP/redis.log" >&2; exit 1; }
+	sleep 0.05
+done
+
+# --- a realistic stats body: a real agent after some traffic -----------------------------
+ag_port=$(free_port)
+adm_port=$(free_port)
+"$bindir/sluice-agent" --upstream 127.0.0.1:9 --listen "127.0.0.1:$ag_port" \
+	--admin "127.0.0.1:$adm_port" --workers 1 --log-level warn 2>"$BENCH_TMP/agent.log" &
+ag_pid=$!
+BENCH_PIDS+=("$ag_pid")
+wait_http "http://127.0.0.1:$adm_port/v1/stats"
+for i in $(seq 1 50); do
+	case $((i % 5)) in
+	0) path=/v1/links/abc$i ;; 1) path=/r/xyz$i ;; 2) path=/v1/links ;;
+	3) path=/v1/users/$i/links ;; 4) path=/healthz ;;
+	esac
+	curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$ag_port$path" || true
+done
+curl -fsS --max-time 5 -o "$BENCH_TMP/stats_template.json" "http://127.0.0.1:$adm_port/v1/stats"
+stop_pid "$ag_pid"
+template_info=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
+print("%d bytes, %d routes (%s), %d requests" % (len(open(sys.argv[1]).read()), len(d.get("routes", [])),
+      ", ".join(r.get("route", "?") for r in d.get("routes", [])), d["totals"]["requests"]))' \
+	"$BENCH_TMP/stats_template.json")
+
+# --- the fleet ------------------------------------------------------------------------------
+python3 bench/fake_agents.py --template "$BENCH_TMP/stats_template.json" \
+	--redis "127.0.0.1:$redis_port" --count "$n" --ports-out "$BENCH_TMP/ports" \
+	--status "$BENCH_TMP/fake_status.json" >"$BENCH_TMP/fake.out" 2>"$BENCH_TMP/fake.log" &
+fake_pid=$!
+BENCH_PIDS+=("$fake_pid")
+deadline=$((SECONDS + 60))
+until grep -q "^ready $n\$" "$BENCH_TMP/fake.out" 2>/dev/null; do
+	if [ $SECONDS -ge $deadline ] || ! kill -0 "$fake_pid" 2>/dev/null; then
+		echo "bench: fake_agents.py not ready" >&2
+		cat "$BENCH_TMP/fake.out" "$BENCH_TMP/fake.log" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+
+echo "sluice-server vs a bare libcurl multi loop, $n simulated agents polled at 1 Hz, $(nproc) cores"
+echo "agent stats body: $template_info (captured from sluice-agent, counters growing)"
+echo "registry: $(redis-cli -p "$redis_port" scard sluice:agents) agents in sluice:agents"
+
+# --- the server -----------------------------------------------------------------------------
+sv_port=$(free_port)
+"$bindir/sluice-server" --listen "127.0.0.1:$sv_port" --redis "redis://127.0.0.1:$redis_port" \
+	--no-auth --poll-ms 1000 --log-level info 2>"$BENCH_TMP/server.log" &
+sv_pid=$!
+BENCH_PIDS+=("$sv_pid")
+
+server_failed() { # server_failed WHAT — what was seen, then exit 1
+	echo "bench: $1" >&2
+	if kill -0 "$sv_pid" 2>/dev/null; then
+		echo "--- /metrics (sluice_server_*):" >&2
+		curl -sS --max-time 2 "http://127.0.0.1:$sv_port/metrics" | grep '^sluice_server_' >&2 || true
+	else
+		wait "$sv_pid" && rc=0 || rc=$?
+		echo "--- sluice-server exited, status $rc" >&2
+	fi
+	echo "--- server log (last 40 lines of $(wc -l <"$BENCH_TMP/server.log")):" >&2
+	tail -n 40 "$BENCH_TMP/server.log" >&2
+	exit 1
+}
+
+deadline=$((SECONDS + 10))
+until curl -fsS -o /dev/null --max-time 1 "http://127.0.0.1:$sv_port/healthz" 2>/dev/null; do
+	kill -0 "$sv_pid" 2>/dev/null || server_failed "sluice-server exited at start"
+	[ $SECONDS -lt $deadline ] || server_failed "GET /healthz did not answer in 10 s"
+	sleep 0.05
+done
+
+metrics() { # "SWEEPS SWEEP_SECONDS POLLS POLL_FAILURES AGENTS_UP"
+	curl -fsS --max-time 2 "http://127.0.0.1:$sv_port/metrics" | awk '
+		$1 == "sluice_server_sweeps_total" {s = $2}
+		$1 == "sluice_server_sweep_seconds" {t = $2}
+		$1 == "sluice_server_agent_polls_total" {p = $2}
+		$1 == "sluice_server_agent_poll_failures_total" {f = $2}
+		$1 == "sluice_server_agents_up" {u = $2}
+		END {printf "%d %.6f %d %d %d\n", s, t, p, f, u}'
+}
+
+t_start=$SECONDS
+up=0
+deadline=$((SECONDS + 60))
+while :; do
+	kill -0 "$sv_pid" 2>/dev/null || server_failed "sluice-server exited while waiting for the agents"
+	up=$(curl -fsS --max-time 5 "http://127.0.0.1:$sv_port/v1/fleet" 2>/dev/null |
+		python3 -c 'import json,sys; print(json.load(sys.stdin).get("agents_up", 0))' 2>/dev/null || echo 0)
+	[ "$up" -ge "$n" ] && break
+	[ $SECONDS -lt $deadline ] || server_failed "GET /v1/fleet shows agents_up $up of $n after 60 s"
+	sleep 0.5
+done
+echo "server: all $n agents up after $((SECONDS - t_start)) s"
+# Two more sweeps: every agent has a previous sample, windows are computed.
+read -r s0 _ _ _ _ <<<"$(metrics)"
+deadline=$((SECONDS + 30))
+while read -r s _ _ _ _ <<<"$(metrics)" && [ "$s" -lt $((s0 + 2)) ]; do
+	[ $SECONDS -lt $deadline ] || server_failed "no sweep completed in 30 s (sweeps_total $s)"
+	sleep 0.2
+done
+
+read -r sw0 _ polls0 fail0 _ <<<"$(metrics)"
+conns0=$(status_field "$BENCH_TMP/fake_status.json" conns)
+fk0=$(cpu_ticks "$fake_pid")
+c0=$(cpu_ticks "$sv_pid")
+w0=$(now_ns)
+last=$sw0
+: >"$BENCH_TMP/server_sweeps"
+for ((k = 1; k <= 2 * secs; k++)); do
+	delay=$((w0 + k * 500000000 - $(now_ns)))
+	[ "$delay" -le 0 ] || sleep "$(printf '%d.%09d' $((delay / 1000000000)) $((delay % 1000000000)))"
+	kill -0 "$sv_pid" 2>/dev/null || server_failed "sluice-server exited during the window"
+	read -r s t _ _ _ <<<"$(metrics)"
+	if [ "$s" -gt "$last" ]; then
+		echo "$t" >>"$BENCH_TMP/server_sweeps"
+		last=$s
+	fi
+done
+c1=$(cpu_ticks "$sv_pid")
+w1=$(now_ns)
+fk1=$(cpu_ticks "$fake_pid")
+read -r sw1 _ polls1 fail1 up1 <<<"$(metrics)"
+sleep 1.1 # the status file is rewritten every second
+conns1=$(status_field "$BENCH_TMP/fake_status.json" conns)
+wall=$(awk -v a="$w0" -v b="$w1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+sv_cpu=$(awk -v t=$((c1 - c0)) -v hz="$hz" -v w="$wall" 'BEGIN {printf "%.2f", 100 * t / hz / w}')
+fk_sv_cpu=$(awk -v t=$((fk1 - fk0)) -v hz="$hz" -v w="$wall" 'BEGIN {printf "%.1f", 100 * t / hz / w}')
+read -r sv_med sv_max <<<"$(awk '{print $1 * 1000}' "$BENCH_TMP/server_sweeps" | median_max)"
+sv_sampled=$(wc -l <"$BENCH_TMP/server_sweeps")
+sv_rss=$(awk '/VmRSS/ {print $2}' "/proc/$sv_pid/status")
+sv_threads=$(awk '/Threads/ {print $2}' "/proc/$sv_pid/status")
+stop_pid "$sv_pid"
+sv_rc=$STOP_RC
+
+# --- the peer -------------------------------------------------------------------------------
+sleep 1.1
+pconns0=$(status_field "$BENCH_TMP/fake_status.json" conns)
+fk0=$(cpu_ticks "$fake_pid")
+pw0=$(now_ns)
+peer=$("$BENCH_TMP/curl_sweep" "$BENCH_TMP/ports" "$secs" 1000)
+pw1=$(now_ns)
+fk1=$(cpu_ticks "$fake_pid")
+sleep 1.1
+pconns1=$(status_field "$BENCH_TMP/fake_status.json" conns)
+kv() { echo "$peer" | tr ' ' '\n' | awk -F= -v k="$1" '$1 == k {print $2}'; }
+pr_cpu=$(kv cpu_pct)
+pr_med=$(kv sweep_median_ms)
+pr_max=$(kv sweep_max_ms)
+# the peer's run includes its unmeasured first sweep: the agents' CPU is over the whole run
+fk_pr_cpu=$(awk -v t=$((fk1 - fk0)) -v hz="$hz" -v w="$(awk -v a="$pw0" -v b="$pw1" 'BEGIN {print (b - a) / 1e9}')" \
+	'BEGIN {printf "%.1f", 100 * t / hz / w}')
+
+# --- the agents leave ------------------------------------------------------------------------
+stop_pid "$fake_pid"
+left=$(redis-cli -p "$redis_port" scard sluice:agents)
+
+echo
+echo "sluice-server (--poll-ms 1000), ${wall} s window:"
+echo "  sweeps $((sw1 - sw0)) (sampled $sv_sampled), agent polls $((polls1 - polls0)), poll failures $((fail1 - fail0)), agents_up $up1 at the end"
+echo "  connections the agents accepted during the window: $((conns1 - conns0)) (0 = every one kept alive)"
+echo "  RSS $((sv_rss / 1024)) MiB, $sv_threads threads; exit status on SIGTERM $sv_rc"
+echo "bare libcurl multi loop (bench/curl_sweep.c), same agents, ${secs} s after one warm-up sweep:"
+echo "  $peer"
+echo "  connections the agents accepted during its run: $((pconns1 - pconns0)) (the warm-up sweep opens $n)"
+echo "the agents' own CPU (one Python process): ${fk_sv_cpu} % of a core under the server, ${fk_pr_cpu} % under the peer"
+echo "after the agents stopped: $left agents left in sluice:agents"
+echo
+printf '%-34s %10s %10s %10s   %s\n' "" server peer ratio goal
+printf '%-34s %10s %10s %10s   %s\n' "CPU, % of one core" "$sv_cpu" "$pr_cpu" "$(ratio "$sv_cpu" "$pr_cpu")x" "server <= 5 %"
+printf '%-34s %10s %10s %10s   %s\n' "sweep time, median (ms)" "$sv_med" "$pr_med" "$(ratio "$sv_med" "$pr_med")x" "server <= 100 ms"
+printf '%-34s %10s %10s %10s\n' "sweep time, max (ms)" "$sv_max" "$pr_max" "$(ratio "$sv_max" "$pr_max")x"
