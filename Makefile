@@ -29,7 +29,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 -Wvla -Werror
-BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ishared -Iagent -Isamples/shortener -Iserver $(PKG_CFLAGS)
+BASE_CFLAGS := -std=c11 -D_GNU_SOURCE -g $(WARN) -MMD -MP -Ishared -Iagent -Isamples/shortener -Iserver -Itui $(PKG_CFLAGS)
 LDLIBS := $(PKG_LIBS) -lpthread -lm
 
 ifeq ($(MODE),release)
@@ -61,6 +61,11 @@ AGENT_LIB := $(OBJDIR)/libagent.a
 SERVER_SRC := $(filter-out server/main.c,$(wildcard server/*.c))
 SERVER_LIB := $(OBJDIR)/libserver.a
 
+TUI_SRC := $(filter-out tui/main.c,$(wildcard tui/*.c))
+TUI_LIB := $(OBJDIR)/libtui.a
+CURSES_CFLAGS := $(shell pkg-config --cflags ncursesw 2>/dev/null)
+CURSES_LIBS := $(shell pkg-config --libs ncursesw 2>/dev/null)
+
 # Component libraries, most dependent first (link order). The control plane links the
 # agent's library for the policy validation it shares with the agents.
 COMPONENT_LIBS := $(SHORTENER_LIB) $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB)
@@ -78,8 +83,16 @@ $(AGENT_LIB): $(AGENT_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
 $(SERVER_LIB): $(SERVER_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
+$(TUI_LIB): $(TUI_SRC:%.c=$(OBJDIR)/%.o)
+	$(Q)rm -f $@ && ar rcs $@ $^
+$(OBJDIR)/tui/term_curses.o: ALL_CFLAGS += $(CURSES_CFLAGS)
 
-PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent $(BINDIR)/sluice-server
+PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent $(BINDIR)/sluice-server $(BINDIR)/sluice
+
+$(BINDIR)/sluice: $(OBJDIR)/tui/main.o $(TUI_LIB) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TUI_LIB) $(SHARED_LIB) $(LDLIBS) $(CURSES_LIBS)
 
 $(BINDIR)/sluice-server: $(OBJDIR)/server/main.o $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
@@ -131,6 +144,13 @@ $(SERVER_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(TEST_SUPPORT) $(SE
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(SERVER_LIB) $(AGENT_LIB) $(SHARED_LIB) $(LDLIBS) -lcmocka
+
+TUI_UNIT := $(OBJDIR)/tests/test_canvas $(OBJDIR)/tests/test_tui
+
+$(TUI_UNIT): $(OBJDIR)/tests/%: $(OBJDIR)/tests/unit/%.o $(TEST_SUPPORT) $(TUI_LIB) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(TEST_SUPPORT) $(TUI_LIB) $(SHARED_LIB) $(LDLIBS) $(CURSES_LIBS) -lcmocka
 
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_REPLAY_BINS := $(FUZZ_SRC:tests/fuzz/%.c=$(OBJDIR)/tests/replay_%)
