@@ -26,23 +26,24 @@
 #include "flags.h"
 #include "json.h"
 
-#define CLI_ARGV_MAX 64             /* words after the sub-command; more is a usage error */
-#define CLI_ARGS_MAX 4              /* positional arguments of one sub-command */
-#define CLI_INPUT_MAX (256 * 1024)  /* a JSON document from --file or stdin (the server's cap) */
-#define CLI_PATH_MAX 1024           /* a request path with its query */
-#define CLI_POLL_MS 250             /* drain --wait: between two looks at the replica */
+#define CLI_ARGV_MAX   64           /* words after the sub-command; more is a usage error */
+#define CLI_FLAGS_MAX  24           /* f_global and a command's own options */
+#define CLI_ARGS_MAX   4            /* positional arguments of one sub-command */
+#define CLI_INPUT_MAX  (256 * 1024) /* a JSON document from --file or stdin (the server's cap) */
+#define CLI_PATH_MAX   1024         /* a request path with its query */
+#define CLI_POLL_MS    250          /* drain --wait: between two looks at the replica */
 #define TABLE_COLS_MAX 14
-#define TABLE_ROWS_MAX 5000         /* more rows are counted in a last line, not printed */
-#define CELL_MAX 200                /* bytes of one cell; a longer value is cut */
-#define SPAN_DEPTH_MAX 32           /* traces TRACE_ID: deeper spans are not indented more */
-#define UNSET ULONG_MAX             /* a FLAG_UINT option that was not given */
+#define TABLE_ROWS_MAX 5000      /* more rows are counted in a last line, not printed */
+#define CELL_MAX       200       /* bytes of one cell; a longer value is cut */
+#define SPAN_DEPTH_MAX 32        /* traces TRACE_ID: deeper spans are not indented more */
+#define UNSET          ULONG_MAX /* a FLAG_UINT option that was not given */
 
 /* ---- options: one static set, filled by the command's flag table ---------------------- */
 
 static struct opts {
     const char *server, *token, *output, *file, *path_prefix, *route, *status, *service;
-    unsigned long timeout_ms, if_match, version, timeout_s, wait_s, delay_ms, abort_status,
-        percent, ttl_s, min_ms, limit;
+    unsigned long timeout_ms, if_match, version, timeout_s, wait_s, delay_ms, abort_status, percent,
+        ttl_s, min_ms, limit;
     bool wait;
 } opt;
 
@@ -54,59 +55,65 @@ static void opts_reset(void)
     opt.wait_s = 60;
 }
 
-#define F_GLOBAL                                                                           \
-    {"server", FLAG_STRING, &opt.server, "URL", "sluice-server (default http://127.0.0.1:7700)", \
-     0, 0, "SLUICE_SERVER"},                                                               \
-    {"token", FLAG_STRING, &opt.token, "TOKEN", "an API key (sk_...) or a JWT", 0, 0,       \
-     "SLUICE_TOKEN"},                                                                      \
-    {"output", FLAG_STRING, &opt.output, "table|json",                                     \
-     "-o: a table for people (default) or the server's JSON on one line", 0, 0, ""},      \
-    {"timeout-ms", FLAG_UINT, &opt.timeout_ms, "N", "give up on a request after N ms "     \
-     "(default 5000)", 100, 600000, ""}
-#define F_FILE {"file", FLAG_STRING, &opt.file, "FILE", "the JSON document (default: stdin)", \
-                0, 0, ""}
-#define F_IF_MATCH {"if-match", FLAG_UINT, &opt.if_match, "N",                            \
-                    "only if the limit is still at version N (else 412, exit 1)", 0,       \
-                    1000000000UL, ""}
-
-static const struct flag f_global[] = {F_GLOBAL, {0}};
-static const struct flag f_limit_set[] = {F_GLOBAL, F_FILE, F_IF_MATCH, {0}};
-static const struct flag f_limit_delete[] = {F_GLOBAL, F_IF_MATCH, {0}};
+/* Every command's options; a command's own table (below) adds to them. */
+static const struct flag f_global[] = {
+    {"server", FLAG_STRING, &opt.server, "URL", "sluice-server (default http://127.0.0.1:7700)", 0,
+     0, "SLUICE_SERVER"},
+    {"token", FLAG_STRING, &opt.token, "TOKEN", "an API key (sk_...) or a JWT", 0, 0,
+     "SLUICE_TOKEN"},
+    {"output", FLAG_STRING, &opt.output, "table|json",
+     "-o: a table for people (default) or the server's JSON on one line", 0, 0, ""},
+    {"timeout-ms", FLAG_UINT, &opt.timeout_ms, "N",
+     "give up on a request after N ms (default 5000)", 100, 600000, ""},
+    {0},
+};
+static const struct flag f_none[] = {{0}};
+static const struct flag f_limit_set[] = {
+    {"file", FLAG_STRING, &opt.file, "FILE", "the policy JSON (default: stdin)", 0, 0, ""},
+    {"if-match", FLAG_UINT, &opt.if_match, "N",
+     "only if the limit is still at version N (else 412)", 0, 1000000000UL, ""},
+    {0},
+};
+static const struct flag f_limit_delete[] = {
+    {"if-match", FLAG_UINT, &opt.if_match, "N",
+     "only if the limit is still at version N (else 412)", 0, 1000000000UL, ""},
+    {0},
+};
 static const struct flag f_rollback[] = {
-    F_GLOBAL,
-    {"version", FLAG_UINT, &opt.version, "N", "the version to restore (default: the one "
-     "before the current)", 1, 1000000000UL, ""},
-    {0}};
+    {"version", FLAG_UINT, &opt.version, "N",
+     "the version to restore (default: the one before the current)", 1, 1000000000UL, ""},
+    {0},
+};
 static const struct flag f_drain[] = {
-    F_GLOBAL,
-    {"timeout-s", FLAG_UINT, &opt.timeout_s, "N", "drained at the latest after N s (agent "
-     "default 30)", 1, 3600, ""},
-    {"wait", FLAG_BOOL, &opt.wait, NULL, "wait until the replica is drained, printing progress",
-     0, 0, ""},
+    {"timeout-s", FLAG_UINT, &opt.timeout_s, "N", "drained at the latest after N s (agent: 30)", 1,
+     3600, ""},
+    {"wait", FLAG_BOOL, &opt.wait, NULL, "wait until the replica is drained, printing progress", 0,
+     0, ""},
     {"wait-s", FLAG_UINT, &opt.wait_s, "N", "with --wait: give up after N s (default 60, exit 1)",
      1, 86400, ""},
-    {0}};
+    {0},
+};
 static const struct flag f_faults_set[] = {
-    F_GLOBAL, F_FILE,
-    {"delay-ms", FLAG_UINT, &opt.delay_ms, "N", "shorthand: delay requests by N ms", 0, 60000,
+    {"file", FLAG_STRING, &opt.file, "FILE", "{\"faults\":[...]} (default: stdin)", 0, 0, ""},
+    {"delay-ms", FLAG_UINT, &opt.delay_ms, "N", "shorthand: delay requests by N ms", 0, 60000, ""},
+    {"abort", FLAG_UINT, &opt.abort_status, "STATUS", "shorthand: answer STATUS (400-599)", 400,
+     599, ""},
+    {"percent", FLAG_UINT, &opt.percent, "P", "shorthand: of P% of requests (default 100)", 0, 100,
      ""},
-    {"abort", FLAG_UINT, &opt.abort_status, "STATUS", "shorthand: answer STATUS (400-599)",
-     400, 599, ""},
-    {"percent", FLAG_UINT, &opt.percent, "P", "shorthand: of P% of requests (default 100)", 0,
-     100, ""},
-    {"path-prefix", FLAG_STRING, &opt.path_prefix, "PREFIX", "shorthand: only paths starting so",
-     0, 0, ""},
-    {"ttl-s", FLAG_UINT, &opt.ttl_s, "S", "shorthand: the faults revert after S s (required)",
-     1, 3600, ""},
-    {0}};
+    {"path-prefix", FLAG_STRING, &opt.path_prefix, "PREFIX", "shorthand: only paths starting so", 0,
+     0, ""},
+    {"ttl-s", FLAG_UINT, &opt.ttl_s, "S", "shorthand: the faults revert after S s (required)", 1,
+     3600, ""},
+    {0},
+};
 static const struct flag f_traces[] = {
-    F_GLOBAL,
     {"route", FLAG_STRING, &opt.route, "ROUTE", "only traces through this route", 0, 0, ""},
     {"status", FLAG_STRING, &opt.status, "S", "only this status: 404, 5xx or error", 0, 0, ""},
     {"service", FLAG_STRING, &opt.service, "NAME", "only traces through this service", 0, 0, ""},
     {"min-ms", FLAG_UINT, &opt.min_ms, "N", "only traces lasting N ms or more", 0, 3600000, ""},
     {"limit", FLAG_UINT, &opt.limit, "N", "at most N traces (default 50)", 1, 500, ""},
-    {0}};
+    {0},
+};
 
 /* ---- the command table ------------------------------------------------------------------ */
 
@@ -126,13 +133,11 @@ struct command {
     const char *verb; /* NULL: the command has no verbs */
     int (*run)(struct cli *cli);
     int min_args, max_args;
-    const char *args;      /* the positionals in the usage line */
-    const char *help;      /* one line */
-    const struct flag *flags;
-    const char *not_found; /* the second line of a 404: where to look */
+    const char *args;         /* the positionals in the usage line */
+    const char *help;         /* one line */
+    const struct flag *flags; /* its own options, besides f_global */
+    const char *not_found;    /* the second line of a 404: where to look */
 };
-
-static const struct command commands[];
 
 /* ---- small helpers ------------------------------------------------------------------------ */
 
@@ -223,10 +228,10 @@ static void fmt_real(double x, enum vfmt f, char *out, size_t cap)
         snprintf(out, cap, a < 10 ? "%.2f" : a < 1000 ? "%.1f" : "%.0f", x);
 }
 
-/* A JSON value as a table cell: null or missing is "-". */
+/* A JSON value as a table cell: null, missing or "" is "-". */
 static void fmt_value(const json_t *v, enum vfmt f, char out[CELL_MAX])
 {
-    if (!v || json_is_null(v)) {
+    if (!v || json_is_null(v) || (json_is_string(v) && !json_string_length(v))) {
         snprintf(out, CELL_MAX, "-");
     } else if (json_is_integer(v) && f != V_PCT) {
         snprintf(out, CELL_MAX, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
@@ -258,9 +263,16 @@ static void kv(const char *key, const json_t *v, enum vfmt f)
 
 /* ---- tables ------------------------------------------------------------------------------ */
 
+struct table;
+
+/* A column of a list: the row object's member key (and its member sub when given) shown
+ * with fmt, or a cell() of its own. */
 struct column {
     const char *head;
     bool right; /* numbers are right-aligned */
+    const char *key, *sub;
+    enum vfmt fmt;
+    void (*cell)(struct table *t, const json_t *row);
 };
 
 struct table {
@@ -269,6 +281,7 @@ struct table {
     char **cells; /* row-major */
     size_t ncells, cap;
     size_t skipped; /* cells past TABLE_ROWS_MAX rows */
+    int depth;      /* of the row being added, for indenting cells (spans) */
 };
 
 static void table_init(struct table *t, const struct column *cols, int ncols)
@@ -360,6 +373,31 @@ static void table_print(struct table *t)
 
 #define TABLE(t, cols) table_init(t, cols, (int)(sizeof(cols) / sizeof(cols[0])))
 
+static void table_row(struct table *t, const json_t *row)
+{
+    for (int c = 0; c < t->ncols; c++) {
+        const struct column *col = &t->cols[c];
+        const json_t *v = col->key ? get(row, col->key) : NULL;
+        if (col->cell)
+            col->cell(t, row);
+        else
+            table_val(t, col->sub ? get(v, col->sub) : v, col->fmt);
+    }
+}
+
+/* One row per object of the array list. */
+static void print_list(const json_t *list, const struct column *cols, int ncols)
+{
+    struct table t;
+    const json_t *row;
+    size_t i;
+    table_init(&t, cols, ncols);
+    json_array_foreach(list, i, row) table_row(&t, row);
+    table_print(&t);
+}
+
+#define PRINT_LIST(list, cols) print_list(list, cols, (int)(sizeof(cols) / sizeof(cols[0])))
+
 /* ---- requests, errors and exit codes ------------------------------------------------------ */
 
 typedef void (*render_fn)(const struct cli *cli, const json_t *doc);
@@ -393,11 +431,15 @@ static void hint(const struct cli *cli, const struct client_reply *r)
     else if (r->status == 404 && cli->cmd->not_found)
         fprintf(stderr, "  %s\n", cli->cmd->not_found);
     else if (r->status == 412 && opt.if_match != UNSET)
-        fprintf(stderr, "  the limit changed since version %lu: fetch it again (sluice limits get "
-                        "%s) and retry\n", opt.if_match, name);
+        fprintf(stderr,
+                "  the limit changed since version %lu: fetch it again (sluice limits get "
+                "%s) and retry\n",
+                opt.if_match, name);
     else if (r->status == 412)
-        fprintf(stderr, "  the limit changed meanwhile: fetch it again (sluice limits get %s) "
-                        "and retry\n", name);
+        fprintf(stderr,
+                "  the limit changed meanwhile: fetch it again (sluice limits get %s) "
+                "and retry\n",
+                name);
     else if (r->status == 502)
         fprintf(stderr, "  the replica's agent did not answer: sluice status shows whether it "
                         "is up\n");
@@ -421,8 +463,8 @@ static int report(const struct cli *cli, const struct client_reply *r, render_fn
     return exit_code(r);
 }
 
-static int request(struct cli *cli, const char *method, const struct buf *path,
-                   const json_t *body, const char *const *headers, render_fn render)
+static int request(struct cli *cli, const char *method, const struct buf *path, const json_t *body,
+                   const char *const *headers, render_fn render)
 {
     struct client_reply r;
     client_call(&cli->client, method, buf_str(path), body, headers, &r);
@@ -431,17 +473,25 @@ static int request(struct cli *cli, const char *method, const struct buf *path,
     return rc;
 }
 
-/* GET prefix[/name][suffix] rendered one way for a list, another for one item. */
-static int get_one_or_all(struct cli *cli, const char *prefix, render_fn all, render_fn one)
+/* method prefix + encoded(name) + suffix (name and suffix may be NULL). */
+static int call(struct cli *cli, const char *method, const char *prefix, const char *name,
+                const char *suffix, const json_t *body, const char *const *headers,
+                render_fn render)
 {
     struct buf path;
-    const char *name = arg(cli, 0);
-    path_of(&path, prefix, NULL, name ? "/" : NULL);
-    if (name)
-        append_encoded(&path, name);
-    int rc = request(cli, "GET", &path, NULL, NULL, name ? one : all);
+    path_of(&path, prefix, name, suffix);
+    int rc = request(cli, method, &path, body, headers, render);
     buf_release(&path);
     return rc;
+}
+
+/* GET list, or GET item_prefix + NAME when a name was given, each with its renderer. */
+static int get_one_or_all(struct cli *cli, const char *list, const char *item_prefix, render_fn all,
+                          render_fn one)
+{
+    const char *name = arg(cli, 0);
+    return name ? call(cli, "GET", item_prefix, name, NULL, NULL, NULL, one)
+                : call(cli, "GET", list, NULL, NULL, NULL, NULL, all);
 }
 
 /* ---- JSON input (--file FILE or stdin) ------------------------------------------------------ */
@@ -456,9 +506,11 @@ static int read_stream(FILE *in, struct buf *b)
     return ferror(in) ? SL_EIO : SL_OK;
 }
 
-/* The document of --file FILE, or of stdin without --file (or with --file -). */
+/* The document of --file FILE, or of stdin without --file (or with --file -); *doc is
+ * NULL unless it is an object. */
 static int read_input(const struct cli *cli, json_t **doc)
 {
+    *doc = NULL;
     bool from_stdin = !opt.file || !strcmp(opt.file, "-");
     const char *what = from_stdin ? "stdin" : opt.file;
     FILE *in = from_stdin ? stdin : fopen(opt.file, "rb");
@@ -485,6 +537,7 @@ static int read_input(const struct cli *cli, json_t **doc)
     } else if (!json_is_object(*doc)) {
         fail(cli, "%s must hold one JSON object", what);
         json_decref(*doc);
+        *doc = NULL;
         rc = SL_EINVAL;
     }
     buf_release(&b);
@@ -494,46 +547,43 @@ static int read_input(const struct cli *cli, json_t **doc)
 /* ---- status --------------------------------------------------------------------------------- */
 
 static const struct column fleet_cols[] = {
-    {"SERVICE", false}, {"REPLICA", false}, {"STATE", false}, {"UP", false},
-    {"WEIGHT", true},   {"RPS", true},      {"ERR%", true},   {"P50_MS", true},
-    {"P99_MS", true},   {"IN_FLIGHT", true}, {"HIT%", true},  {"429/S", true},
-    {"POLICY", true},
+    {"SERVICE", false, "service", NULL, V_PLAIN, NULL},
+    {"REPLICA", false, "id", NULL, V_PLAIN, NULL},
+    {"STATE", false, "state", NULL, V_PLAIN, NULL},
+    {"UP", false, "up", NULL, V_PLAIN, NULL},
+    {"WEIGHT", true, "weight", NULL, V_PLAIN, NULL},
+    {"RPS", true, "rps", NULL, V_RATE, NULL},
+    {"ERR%", true, "error_ratio", NULL, V_PCT, NULL},
+    {"P50_MS", true, "p50_ms", NULL, V_MS, NULL},
+    {"P99_MS", true, "p99_ms", NULL, V_MS, NULL},
+    {"IN_FLIGHT", true, "in_flight", NULL, V_PLAIN, NULL},
+    {"HIT%", true, "cache_hit_ratio", NULL, V_PCT, NULL},
+    {"429/S", true, "limited_per_s", NULL, V_RATE, NULL},
+    {"POLICY", true, "policy_version", NULL, V_PLAIN, NULL},
 };
 
-/* rps, err%, p50, p99, in flight, hit%, 429/s: shared by replicas and service totals. */
-static void rate_cells(struct table *t, const json_t *o)
-{
-    table_val(t, get(o, "rps"), V_RATE);
-    table_val(t, get(o, "error_ratio"), V_PCT);
-    table_val(t, get(o, "p50_ms"), V_MS);
-    table_val(t, get(o, "p99_ms"), V_MS);
-    table_val(t, get(o, "in_flight"), V_PLAIN);
-    table_val(t, get(o, "cache_hit_ratio"), V_PCT);
-    table_val(t, get(o, "limited_per_s"), V_RATE);
-}
-
+/* A line per replica, then the service's totals as replica "(total)" with UP "n/m". */
 static void service_rows(struct table *t, const json_t *svc)
 {
-    const char *name = json_string_value(get(svc, "name"));
+    json_t *name = json_object_get(svc, "name"), *row;
     const json_t *rep, *tot = get(svc, "totals");
     size_t i;
-    json_array_foreach(get(svc, "replicas"), i, rep) {
-        table_cell(t, "%s", name ? name : "-");
-        table_val(t, get(rep, "id"), V_PLAIN);
-        table_val(t, get(rep, "state"), V_PLAIN);
-        table_val(t, get(rep, "up"), V_PLAIN);
-        table_val(t, get(rep, "weight"), V_PLAIN);
-        rate_cells(t, rep);
-        table_val(t, get(rep, "policy_version"), V_PLAIN);
+    json_array_foreach(get(svc, "replicas"), i, rep)
+    {
+        row = json_copy((json_t *)rep);
+        json_object_set(row, "service", name);
+        table_row(t, row);
+        json_decref(row);
     }
-    table_cell(t, "%s", name ? name : "-");
-    table_cell(t, "(total)");
-    table_cell(t, "-");
-    table_cell(t, "%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
-               json_integer_value(get(tot, "replicas_up")), json_integer_value(get(tot, "replicas")));
-    table_cell(t, "-");
-    rate_cells(t, tot);
-    table_cell(t, "-");
+    row = json_copy((json_t *)tot);
+    json_object_set(row, "service", name);
+    json_object_set_new(row, "id", json_string("(total)"));
+    json_object_set_new(row, "up",
+                        json_sprintf("%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT,
+                                     json_integer_value(get(tot, "replicas_up")),
+                                     json_integer_value(get(tot, "replicas"))));
+    table_row(t, row);
+    json_decref(row);
 }
 
 static void render_fleet(const struct cli *cli, const json_t *doc)
@@ -547,18 +597,13 @@ static void render_fleet(const struct cli *cli, const json_t *doc)
     }
     struct table t;
     TABLE(&t, fleet_cols);
-    json_array_foreach(get(doc, "services"), i, svc)
-        service_rows(&t, svc);
+    json_array_foreach(get(doc, "services"), i, svc) service_rows(&t, svc);
     table_print(&t);
 }
 
 static int cmd_status(struct cli *cli)
 {
-    struct buf path;
-    path_of(&path, "/v1/fleet", NULL, NULL);
-    int rc = request(cli, "GET", &path, NULL, NULL, render_fleet);
-    buf_release(&path);
-    return rc;
+    return call(cli, "GET", "/v1/fleet", NULL, NULL, NULL, NULL, render_fleet);
 }
 
 /* ---- limits --------------------------------------------------------------------------------- */
@@ -568,8 +613,9 @@ static void print_convergence(const json_t *conv)
     if (!conv)
         return;
     printf("set version %" JSON_INTEGER_FORMAT ": %" JSON_INTEGER_FORMAT " of %" JSON_INTEGER_FORMAT
-           " agents run it", json_integer_value(get(conv, "version")),
-           json_integer_value(get(conv, "applied")), json_integer_value(get(conv, "agents")));
+           " agents run it",
+           json_integer_value(get(conv, "version")), json_integer_value(get(conv, "applied")),
+           json_integer_value(get(conv, "agents")));
     const json_t *id;
     size_t i;
     json_array_foreach(get(conv, "pending"), i, id)
@@ -577,29 +623,27 @@ static void print_convergence(const json_t *conv)
     printf("\n");
 }
 
+#define POLICY(head, right, field)                                                                 \
+    {                                                                                              \
+        head, right, "policy", field, V_PLAIN, NULL                                                \
+    }
 static const struct column limit_cols[] = {
-    {"NAME", false},  {"VERSION", true},    {"SCOPE", false}, {"ALGORITHM", false},
-    {"LIMIT", true},  {"WINDOW_MS", true},  {"BURST", true},  {"KEY", false},
-    {"STORE", false}, {"MATCH", false},
+    {"NAME", false, "name", NULL, V_PLAIN, NULL},
+    {"VERSION", true, "version", NULL, V_PLAIN, NULL},
+    POLICY("SCOPE", false, "scope"),
+    POLICY("ALGORITHM", false, "algorithm"),
+    POLICY("LIMIT", true, "limit"),
+    POLICY("WINDOW_MS", true, "window_ms"),
+    POLICY("BURST", true, "burst"),
+    POLICY("KEY", false, "key"),
+    POLICY("STORE", false, "store"),
+    POLICY("MATCH", false, "match"),
 };
 
 static void render_limits(const struct cli *cli, const json_t *doc)
 {
     (void)cli;
-    struct table t;
-    const json_t *p;
-    size_t i;
-    TABLE(&t, limit_cols);
-    json_array_foreach(get(doc, "policies"), i, p) {
-        const json_t *pol = get(p, "policy");
-        table_val(&t, get(p, "name"), V_PLAIN);
-        table_val(&t, get(p, "version"), V_PLAIN);
-        static const char *const keys[] = {"scope", "algorithm", "limit", "window_ms", "burst",
-                                           "key", "store", "match"};
-        for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
-            table_val(&t, get(pol, keys[k]), V_PLAIN);
-    }
-    table_print(&t);
+    PRINT_LIST(get(doc, "policies"), limit_cols);
     print_convergence(get(doc, "convergence"));
 }
 
@@ -625,33 +669,31 @@ static void render_limit_written(const struct cli *cli, const json_t *doc)
     print_convergence(get(doc, "convergence"));
 }
 
+static void cell_history_policy(struct table *t, const json_t *h)
+{
+    if (json_is_null(get(h, "policy")))
+        table_cell(t, "(deleted)");
+    else
+        table_val(t, get(h, "policy"), V_PLAIN);
+}
+
 static const struct column history_cols[] = {
-    {"VERSION", true}, {"SET_VERSION", true}, {"AT", false}, {"WHO", false}, {"POLICY", false},
+    {"VERSION", true, "version", NULL, V_PLAIN, NULL},
+    {"SET_VERSION", true, "set_version", NULL, V_PLAIN, NULL},
+    {"AT", false, "at", NULL, V_PLAIN, NULL},
+    {"WHO", false, "who", NULL, V_PLAIN, NULL},
+    {"POLICY", false, NULL, NULL, V_PLAIN, cell_history_policy},
 };
 
 static void render_history(const struct cli *cli, const json_t *doc)
 {
     (void)cli;
-    struct table t;
-    const json_t *h;
-    size_t i;
-    TABLE(&t, history_cols);
-    json_array_foreach(get(doc, "history"), i, h) {
-        table_val(&t, get(h, "version"), V_PLAIN);
-        table_val(&t, get(h, "set_version"), V_PLAIN);
-        table_val(&t, get(h, "at"), V_PLAIN);
-        table_val(&t, get(h, "who"), V_PLAIN);
-        if (json_is_null(get(h, "policy")))
-            table_cell(&t, "(deleted)");
-        else
-            table_val(&t, get(h, "policy"), V_PLAIN);
-    }
-    table_print(&t);
+    PRINT_LIST(get(doc, "history"), history_cols);
 }
 
 static int cmd_limits_list(struct cli *cli)
 {
-    return get_one_or_all(cli, "/v1/limits", render_limits, render_limit);
+    return get_one_or_all(cli, "/v1/limits", "/v1/limits/", render_limits, render_limit);
 }
 
 /* {"If-Match: \"N\"", NULL} when --if-match was given. */
@@ -675,10 +717,8 @@ static int cmd_limits_set(struct cli *cli)
     json_t *pol = json_is_object(get(doc, "policy")) ? json_object_get(doc, "policy") : doc;
     char line[48];
     const char *hdrs[2];
-    struct buf path;
-    path_of(&path, "/v1/limits/", arg(cli, 0), NULL);
-    rc = request(cli, "PUT", &path, pol, if_match_header(line, hdrs), render_limit_written);
-    buf_release(&path);
+    rc = call(cli, "PUT", "/v1/limits/", arg(cli, 0), NULL, pol, if_match_header(line, hdrs),
+              render_limit_written);
     json_decref(doc);
     return rc;
 }
@@ -687,32 +727,23 @@ static int cmd_limits_delete(struct cli *cli)
 {
     char line[48];
     const char *hdrs[2];
-    struct buf path;
-    path_of(&path, "/v1/limits/", arg(cli, 0), NULL);
-    int rc = request(cli, "DELETE", &path, NULL, if_match_header(line, hdrs), render_limit_written);
-    buf_release(&path);
-    return rc;
+    return call(cli, "DELETE", "/v1/limits/", arg(cli, 0), NULL, NULL, if_match_header(line, hdrs),
+                render_limit_written);
 }
 
 static int cmd_limits_rollback(struct cli *cli)
 {
     json_t *body = opt.version == UNSET ? json_object()
-                                         : json_pack("{s:I}", "version", (json_int_t)opt.version);
-    struct buf path;
-    path_of(&path, "/v1/limits/", arg(cli, 0), "/rollback");
-    int rc = request(cli, "POST", &path, body, NULL, render_limit_written);
-    buf_release(&path);
+                                        : json_pack("{s:I}", "version", (json_int_t)opt.version);
+    int rc = call(cli, "POST", "/v1/limits/", arg(cli, 0), "/rollback", body, NULL,
+                  render_limit_written);
     json_decref(body);
     return rc;
 }
 
 static int cmd_limits_history(struct cli *cli)
 {
-    struct buf path;
-    path_of(&path, "/v1/limits/", arg(cli, 0), "/history");
-    int rc = request(cli, "GET", &path, NULL, NULL, render_history);
-    buf_release(&path);
-    return rc;
+    return call(cli, "GET", "/v1/limits/", arg(cli, 0), "/history", NULL, NULL, render_history);
 }
 
 /* ---- drain, undrain, weight ----------------------------------------------------------------- */
@@ -724,7 +755,8 @@ static void render_replica_action(const struct cli *cli, const json_t *doc)
     const char *key;
     int n = 0;
     printf("replica %s:", arg(cli, 0));
-    json_object_foreach((json_t *)agent, key, v) {
+    json_object_foreach((json_t *)agent, key, v)
+    {
         if (json_is_object(v) || json_is_array(v))
             continue;
         char cell[CELL_MAX];
@@ -745,7 +777,7 @@ static void drain_progress(const json_t *rep, char last[160])
                  state ? state : "?", json_integer_value(get(d, "in_flight")),
                  (double)json_integer_value(get(d, "remaining_ms")) / 1000.0);
     else
-        snprintf(line, sizeof(line), "%s", state ? state : "?");
+        snprintf(line, sizeof(line), "state %s", state ? state : "?");
     if (strcmp(line, last) != 0)
         fprintf(stderr, "%s\n", line);
     snprintf(last, 160, "%s", line);
@@ -758,8 +790,7 @@ static void sleep_ms(unsigned ms)
 }
 
 /* One look at the replica during drain --wait: the exit code when it is over, else -1. */
-static int drain_check(const struct cli *cli, const json_t *rep, uint64_t deadline,
-                       char last[160])
+static int drain_check(const struct cli *cli, const json_t *rep, uint64_t deadline, char last[160])
 {
     const char *state = json_string_value(get(rep, "state"));
     drain_progress(rep, last);
@@ -774,8 +805,10 @@ static int drain_check(const struct cli *cli, const json_t *rep, uint64_t deadli
         return CLI_EXIT_FAILED;
     }
     if (clock_mono_ms() >= deadline) {
-        fail(cli, "replica %s is still %s after %lu s: wait longer (--wait-s) or look at it "
-                  "with sluice status", arg(cli, 0), state ? state : "?", opt.wait_s);
+        fail(cli,
+             "replica %s is still %s after %lu s: wait longer (--wait-s) or look at it "
+             "with sluice status",
+             arg(cli, 0), state ? state : "?", opt.wait_s);
         return CLI_EXIT_FAILED;
     }
     return -1;
@@ -827,11 +860,8 @@ static int cmd_drain(struct cli *cli)
 
 static int cmd_undrain(struct cli *cli)
 {
-    struct buf path;
-    path_of(&path, "/v1/replicas/", arg(cli, 0), "/undrain");
-    int rc = request(cli, "POST", &path, NULL, NULL, render_replica_action);
-    buf_release(&path);
-    return rc;
+    return call(cli, "POST", "/v1/replicas/", arg(cli, 0), "/undrain", NULL, NULL,
+                render_replica_action);
 }
 
 static int cmd_weight(struct cli *cli)
@@ -844,48 +874,42 @@ static int cmd_weight(struct cli *cli)
         return CLI_EXIT_USAGE;
     }
     json_t *body = json_pack("{s:i}", "weight", (int)n);
-    struct buf path;
-    path_of(&path, "/v1/replicas/", arg(cli, 0), "/weight");
-    int rc = request(cli, "PUT", &path, body, NULL, render_replica_action);
-    buf_release(&path);
+    int rc = call(cli, "PUT", "/v1/replicas/", arg(cli, 0), "/weight", body, NULL,
+                  render_replica_action);
     json_decref(body);
     return rc;
 }
 
 /* ---- faults --------------------------------------------------------------------------------- */
 
+/* "200 ms +- 50 ms" for a delay, "status 503" for an abort. */
+static void cell_fault_what(struct table *t, const json_t *f)
+{
+    if (get(f, "ms"))
+        table_cell(t, "%" JSON_INTEGER_FORMAT " ms +- %" JSON_INTEGER_FORMAT " ms",
+                   json_integer_value(get(f, "ms")), json_integer_value(get(f, "jitter_ms")));
+    else if (get(f, "status"))
+        table_cell(t, "status %" JSON_INTEGER_FORMAT, json_integer_value(get(f, "status")));
+    else
+        table_cell(t, "-");
+}
+
 static const struct column fault_cols[] = {
-    {"KIND", false}, {"WHAT", false}, {"PERCENT", true}, {"PATH_PREFIX", false},
-    {"TTL_S", true}, {"EXPIRES_IN_S", true},
+    {"KIND", false, "kind", NULL, V_PLAIN, NULL},
+    {"WHAT", false, NULL, NULL, V_PLAIN, cell_fault_what},
+    {"PERCENT", true, "percent", NULL, V_PLAIN, NULL},
+    {"PATH_PREFIX", false, "path_prefix", NULL, V_PLAIN, NULL},
+    {"TTL_S", true, "ttl_s", NULL, V_PLAIN, NULL},
+    {"EXPIRES_IN_S", true, "expires_in_s", NULL, V_PLAIN, NULL},
 };
 
 /* {"faults":[...]} as the agent shows it. */
 static void print_faults(const char *replica, const json_t *set)
 {
-    const json_t *f;
-    size_t i;
-    if (!json_array_size(get(set, "faults"))) {
+    if (json_array_size(get(set, "faults")))
+        PRINT_LIST(get(set, "faults"), fault_cols);
+    else
         printf("replica %s: no active faults\n", replica);
-        return;
-    }
-    struct table t;
-    TABLE(&t, fault_cols);
-    json_array_foreach(get(set, "faults"), i, f) {
-        table_val(&t, get(f, "kind"), V_PLAIN);
-        if (get(f, "ms"))
-            table_cell(&t, "%" JSON_INTEGER_FORMAT " ms +- %" JSON_INTEGER_FORMAT " ms",
-                       json_integer_value(get(f, "ms")), json_integer_value(get(f, "jitter_ms")));
-        else if (get(f, "status"))
-            table_cell(&t, "status %" JSON_INTEGER_FORMAT, json_integer_value(get(f, "status")));
-        else
-            table_cell(&t, "-");
-        table_val(&t, get(f, "percent"), V_PLAIN);
-        table_cell(&t, "%s", json_string_length(get(f, "path_prefix"))
-                                 ? json_string_value(get(f, "path_prefix")) : "(all)");
-        table_val(&t, get(f, "ttl_s"), V_PLAIN);
-        table_val(&t, get(f, "expires_in_s"), V_PLAIN);
-    }
-    table_print(&t);
 }
 
 static void render_faults(const struct cli *cli, const json_t *doc)
@@ -949,66 +973,45 @@ static int cmd_faults_set(struct cli *cli)
 {
     json_t *doc = NULL;
     int rc = CLI_EXIT_USAGE;
-    if (fault_shorthand())
-        doc = faults_from_flags(cli);
-    else
+    if (!fault_shorthand())
         rc = read_input(cli, &doc);
-    if (!doc)
+    else if ((doc = faults_from_flags(cli)) != NULL)
+        rc = CLI_EXIT_OK;
+    if (rc != CLI_EXIT_OK)
         return rc;
-    struct buf path;
-    path_of(&path, "/v1/faults/", arg(cli, 0), NULL);
-    rc = request(cli, "PUT", &path, doc, NULL, render_faults_set);
-    buf_release(&path);
+    rc = call(cli, "PUT", "/v1/faults/", arg(cli, 0), NULL, doc, NULL, render_faults_set);
     json_decref(doc);
-    return rc;
-}
-
-static int faults_call(struct cli *cli, const char *method, render_fn render)
-{
-    struct buf path;
-    path_of(&path, "/v1/faults/", arg(cli, 0), NULL);
-    int rc = request(cli, method, &path, NULL, NULL, render);
-    buf_release(&path);
     return rc;
 }
 
 static int cmd_faults_get(struct cli *cli)
 {
-    return faults_call(cli, "GET", render_faults);
+    return call(cli, "GET", "/v1/faults/", arg(cli, 0), NULL, NULL, NULL, render_faults);
 }
 
 static int cmd_faults_clear(struct cli *cli)
 {
-    return faults_call(cli, "DELETE", render_faults_cleared);
+    return call(cli, "DELETE", "/v1/faults/", arg(cli, 0), NULL, NULL, NULL, render_faults_cleared);
 }
 
 /* ---- SLOs ----------------------------------------------------------------------------------- */
 
 static const struct column slo_cols[] = {
-    {"NAME", false},      {"SERVICE", false},    {"KIND", false},   {"OBJECTIVE%", true},
-    {"SLI%", true},       {"BUDGET_LEFT%", true}, {"BURN_1H", true}, {"BURN_6H", true},
-    {"ALERT", false},
+    {"NAME", false, "name", NULL, V_PLAIN, NULL},
+    {"SERVICE", false, "service", NULL, V_PLAIN, NULL},
+    {"KIND", false, "kind", NULL, V_PLAIN, NULL},
+    {"OBJECTIVE%", true, "objective", NULL, V_PCT, NULL},
+    {"SLI%", true, "sli", NULL, V_PCT, NULL},
+    {"BUDGET_LEFT%", true, "error_budget_remaining", NULL, V_PCT, NULL},
+    {"BURN_1H", true, "burn_rates", "1h", V_RATE, NULL},
+    {"BURN_6H", true, "burn_rates", "6h", V_RATE, NULL},
+    {"ALERT", false, "alert", NULL, V_PLAIN, NULL},
 };
 
 static void render_slos(const struct cli *cli, const json_t *doc)
 {
     (void)cli;
-    struct table t;
-    const json_t *s;
-    size_t i;
-    TABLE(&t, slo_cols);
-    json_array_foreach(get(doc, "slos"), i, s) {
-        table_val(&t, get(s, "name"), V_PLAIN);
-        table_val(&t, get(s, "service"), V_PLAIN);
-        table_val(&t, get(s, "kind"), V_PLAIN);
-        table_val(&t, get(s, "objective"), V_PCT);
-        table_val(&t, get(s, "sli"), V_PCT);
-        table_val(&t, get(s, "error_budget_remaining"), V_PCT);
-        table_val(&t, get(get(s, "burn_rates"), "1h"), V_RATE);
-        table_val(&t, get(get(s, "burn_rates"), "6h"), V_RATE);
-        table_val(&t, get(s, "alert"), V_PLAIN);
-    }
-    table_print(&t);
+    PRINT_LIST(get(doc, "slos"), slo_cols);
 }
 
 static void render_slo(const struct cli *cli, const json_t *doc)
@@ -1018,14 +1021,20 @@ static void render_slo(const struct cli *cli, const json_t *doc)
         const char *key, *label;
         enum vfmt f;
     } rows[] = {
-        {"name", "name", V_PLAIN},       {"service", "service", V_PLAIN},
-        {"route", "route", V_PLAIN},     {"kind", "kind", V_PLAIN},
-        {"threshold_ms", "threshold ms", V_PLAIN}, {"objective", "objective %", V_PCT},
-        {"window_s", "window s", V_PLAIN}, {"good", "good", V_PLAIN},
-        {"total", "total", V_PLAIN},     {"sli", "SLI %", V_PCT},
+        {"name", "name", V_PLAIN},
+        {"service", "service", V_PLAIN},
+        {"route", "route", V_PLAIN},
+        {"kind", "kind", V_PLAIN},
+        {"threshold_ms", "threshold ms", V_PLAIN},
+        {"objective", "objective %", V_PCT},
+        {"window_s", "window s", V_PLAIN},
+        {"good", "good", V_PLAIN},
+        {"total", "total", V_PLAIN},
+        {"sli", "SLI %", V_PCT},
         {"error_budget_remaining", "error budget left %", V_PCT},
         {"time_to_exhaustion_s", "exhausted in s", V_PLAIN},
-        {"alert", "alert", V_PLAIN},     {"rule", "rule", V_PLAIN},
+        {"alert", "alert", V_PLAIN},
+        {"rule", "rule", V_PLAIN},
     };
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++)
         if (get(doc, rows[i].key))
@@ -1040,58 +1049,68 @@ static void render_slo(const struct cli *cli, const json_t *doc)
 
 static int cmd_slos(struct cli *cli)
 {
-    return get_one_or_all(cli, "/v1/slos", render_slos, render_slo);
+    return get_one_or_all(cli, "/v1/slos", "/v1/slos/", render_slos, render_slo);
 }
 
 /* ---- traces --------------------------------------------------------------------------------- */
 
+static void cell_trace_flags(struct table *t, const json_t *x)
+{
+    table_cell(t, "%s%s%s", json_is_true(get(x, "error")) ? "error " : "",
+               json_is_true(get(x, "slow")) ? "slow " : "",
+               json_is_false(get(x, "complete")) ? "incomplete" : "");
+}
+
 static const struct column trace_cols[] = {
-    {"TRACE_ID", false}, {"STATUS", true}, {"DURATION_MS", true}, {"SPANS", true},
-    {"SERVICE", false},  {"FLAGS", false}, {"NAME", false},
+    {"TRACE_ID", false, "trace_id", NULL, V_PLAIN, NULL},
+    {"STATUS", true, "status", NULL, V_PLAIN, NULL},
+    {"DURATION_MS", true, "duration_ms", NULL, V_MS, NULL},
+    {"SPANS", true, "span_count", NULL, V_PLAIN, NULL},
+    {"SERVICE", false, "service", NULL, V_PLAIN, NULL},
+    {"FLAGS", false, NULL, NULL, V_PLAIN, cell_trace_flags},
+    {"NAME", false, "name", NULL, V_PLAIN, NULL},
 };
 
 static void render_traces(const struct cli *cli, const json_t *doc)
 {
     (void)cli;
-    struct table t;
-    const json_t *x;
-    size_t i;
-    TABLE(&t, trace_cols);
-    json_array_foreach(get(doc, "traces"), i, x) {
-        table_val(&t, get(x, "trace_id"), V_PLAIN);
-        table_val(&t, get(x, "status"), V_PLAIN);
-        table_val(&t, get(x, "duration_ms"), V_MS);
-        table_val(&t, get(x, "span_count"), V_PLAIN);
-        table_val(&t, get(x, "service"), V_PLAIN);
-        table_cell(&t, "%s%s%s", json_is_true(get(x, "error")) ? "error " : "",
-                   json_is_true(get(x, "slow")) ? "slow " : "",
-                   json_is_false(get(x, "complete")) ? "incomplete" : "");
-        table_val(&t, get(x, "name"), V_PLAIN);
-    }
-    table_print(&t);
+    PRINT_LIST(get(doc, "traces"), trace_cols);
     printf("%" JSON_INTEGER_FORMAT " matched; %" JSON_INTEGER_FORMAT " traces held\n",
            json_integer_value(get(doc, "matched")),
            json_integer_value(get(get(doc, "held"), "traces")));
 }
 
+static void cell_span_critical(struct table *t, const json_t *s)
+{
+    table_cell(t, "%s", json_is_true(get(s, "critical")) ? "*" : "");
+}
+
+static void cell_span_name(struct table *t, const json_t *s)
+{
+    table_cell(t, "%*s%s", 2 * (t->depth < SPAN_DEPTH_MAX ? t->depth : SPAN_DEPTH_MAX), "",
+               json_string_value(get(s, "name")) ?: "?");
+}
+
 static const struct column span_cols[] = {
-    {"OFFSET_MS", true}, {"DURATION_MS", true}, {"STATUS", true}, {"SERVICE", false},
-    {"CRITICAL", false}, {"SPAN", false},
+    {"OFFSET_MS", true, "offset_ms", NULL, V_MS, NULL},
+    {"DURATION_MS", true, "duration_ms", NULL, V_MS, NULL},
+    {"STATUS", true, "http_status", NULL, V_PLAIN, NULL},
+    {"SERVICE", false, "service", NULL, V_PLAIN, NULL},
+    {"CRITICAL", false, NULL, NULL, V_PLAIN, cell_span_critical},
+    {"SPAN", false, NULL, NULL, V_PLAIN, cell_span_name},
 };
 
-static void span_rows(struct table *t, const json_t *spans, int depth)
+/* Depth-first, children indented (the server bounds the tree's depth). */
+static void span_rows(struct table *t, const json_t *spans)
 {
     const json_t *s;
     size_t i;
-    json_array_foreach(spans, i, s) {
-        table_val(t, get(s, "offset_ms"), V_MS);
-        table_val(t, get(s, "duration_ms"), V_MS);
-        table_val(t, get(s, "http_status"), V_PLAIN);
-        table_val(t, get(s, "service"), V_PLAIN);
-        table_cell(t, "%s", json_is_true(get(s, "critical")) ? "*" : "");
-        table_cell(t, "%*s%s", 2 * (depth < SPAN_DEPTH_MAX ? depth : SPAN_DEPTH_MAX), "",
-                   json_string_value(get(s, "name")) ?: "?");
-        span_rows(t, get(s, "children"), depth + 1);
+    json_array_foreach(spans, i, s)
+    {
+        table_row(t, s);
+        t->depth++;
+        span_rows(t, get(s, "children"));
+        t->depth--;
     }
 }
 
@@ -1099,13 +1118,14 @@ static void render_trace(const struct cli *cli, const json_t *doc)
 {
     (void)cli;
     printf("trace %s: %s, status %" JSON_INTEGER_FORMAT ", %.2f ms, %" JSON_INTEGER_FORMAT
-           " spans%s\n", json_string_value(get(doc, "trace_id")),
-           json_string_value(get(doc, "name")) ?: "?", json_integer_value(get(doc, "status")),
-           json_number_value(get(doc, "duration_ms")), json_integer_value(get(doc, "span_count")),
+           " span(s)%s\n",
+           json_string_value(get(doc, "trace_id")), json_string_value(get(doc, "name")) ?: "?",
+           json_integer_value(get(doc, "status")), json_number_value(get(doc, "duration_ms")),
+           json_integer_value(get(doc, "span_count")),
            json_is_false(get(doc, "complete")) ? " (incomplete)" : "");
     struct table t;
     TABLE(&t, span_cols);
-    span_rows(&t, get(doc, "spans"), 0);
+    span_rows(&t, get(doc, "spans"));
     table_print(&t);
 }
 
@@ -1129,7 +1149,7 @@ static void add_query(struct buf *b, const char *name, const char *value)
 static int cmd_traces(struct cli *cli)
 {
     if (arg(cli, 0))
-        return get_one_or_all(cli, "/v1/traces", render_traces, render_trace);
+        return get_one_or_all(cli, "/v1/traces", "/v1/traces/", render_traces, render_trace);
     if (opt.status && !status_filter_ok(opt.status)) {
         fail(cli, "--status: expected a code like 404, a class like 5xx, or error; got '%s'",
              opt.status);
@@ -1154,64 +1174,60 @@ static int cmd_traces(struct cli *cli)
 
 /* ---- queues --------------------------------------------------------------------------------- */
 
+#define RATE(head, field)                                                                          \
+    {                                                                                              \
+        head, true, "rates", field, V_RATE, NULL                                                   \
+    }
 static const struct column queue_cols[] = {
-    {"NAME", false},  {"LENGTH", true},     {"WAITING", true},  {"ACTIVE", true},
-    {"DELAYED", true}, {"DEAD", true},      {"OLDEST_MS", true}, {"ENQUEUED/S", true},
-    {"COMPLETED/S", true}, {"FAILED/S", true},
+    {"NAME", false, "name", NULL, V_PLAIN, NULL},
+    {"LENGTH", true, "length", NULL, V_PLAIN, NULL},
+    {"WAITING", true, "waiting", NULL, V_PLAIN, NULL},
+    {"ACTIVE", true, "active", NULL, V_PLAIN, NULL},
+    {"DELAYED", true, "delayed", NULL, V_PLAIN, NULL},
+    {"DEAD", true, "dead", NULL, V_PLAIN, NULL},
+    {"OLDEST_MS", true, "oldest_pending_age_ms", NULL, V_PLAIN, NULL},
+    RATE("ENQUEUED/S", "enqueued_per_s"),
+    RATE("COMPLETED/S", "completed_per_s"),
+    RATE("FAILED/S", "failed_per_s"),
 };
-
-static void queue_row(struct table *t, const json_t *q)
-{
-    static const char *const counts[] = {"name", "length", "waiting", "active", "delayed",
-                                         "dead", "oldest_pending_age_ms"};
-    static const char *const rates[] = {"enqueued_per_s", "completed_per_s", "failed_per_s"};
-    for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++)
-        table_val(t, get(q, counts[k]), V_PLAIN);
-    for (size_t k = 0; k < sizeof(rates) / sizeof(rates[0]); k++)
-        table_val(t, get(get(q, "rates"), rates[k]), V_RATE);
-}
 
 static void render_queues(const struct cli *cli, const json_t *doc)
 {
     (void)cli;
-    struct table t;
-    const json_t *q;
-    size_t i;
-    TABLE(&t, queue_cols);
-    json_array_foreach(get(doc, "queues"), i, q)
-        queue_row(&t, q);
-    table_print(&t);
+    PRINT_LIST(get(doc, "queues"), queue_cols);
 }
 
 static const struct column lane_cols[] = {
-    {"LANE", false},  {"LENGTH", true},    {"PENDING", true}, {"LAG", true},
-    {"CONSUMERS", true}, {"OLDEST_PENDING_MS", true},
+    {"LANE", false, "lane", NULL, V_PLAIN, NULL},
+    {"LENGTH", true, "length", NULL, V_PLAIN, NULL},
+    {"PENDING", true, "pending", NULL, V_PLAIN, NULL},
+    {"LAG", true, "lag", NULL, V_PLAIN, NULL},
+    {"CONSUMERS", true, "consumer_count", NULL, V_PLAIN, NULL},
+    {"OLDEST_PENDING_MS", true, "oldest_pending_age_ms", NULL, V_PLAIN, NULL},
 };
 
+/* The queue's line, then a line per lane (the lanes object's keys become "lane"). */
 static void render_queue(const struct cli *cli, const json_t *doc)
 {
-    json_t *one = json_pack("{s:[O]}", "queues", (json_t *)doc);
+    json_t *one = json_pack("{s:[O]}", "queues", (json_t *)doc), *lanes = json_array();
     render_queues(cli, one);
-    json_decref(one);
-    const char *lane;
-    const json_t *l;
-    struct table t;
-    TABLE(&t, lane_cols);
-    json_object_foreach((json_t *)get(doc, "lanes"), lane, l) {
-        table_cell(&t, "%s", lane);
-        table_val(&t, get(l, "length"), V_PLAIN);
-        table_val(&t, get(l, "pending"), V_PLAIN);
-        table_val(&t, get(l, "lag"), V_PLAIN);
-        table_val(&t, get(l, "consumer_count"), V_PLAIN);
-        table_val(&t, get(l, "oldest_pending_age_ms"), V_PLAIN);
+    const char *name;
+    json_t *l;
+    json_object_foreach((json_t *)get(doc, "lanes"), name, l)
+    {
+        json_t *row = json_copy(l);
+        json_object_set_new(row, "lane", json_string(name));
+        json_array_append_new(lanes, row);
     }
     printf("\n");
-    table_print(&t);
+    PRINT_LIST(lanes, lane_cols);
+    json_decref(lanes);
+    json_decref(one);
 }
 
 static int cmd_queues(struct cli *cli)
 {
-    return get_one_or_all(cli, "/v1/queues", render_queues, render_queue);
+    return get_one_or_all(cli, "/v1/queues", "/v1/queues/", render_queues, render_queue);
 }
 
 /* ---- drills --------------------------------------------------------------------------------- */
@@ -1226,8 +1242,7 @@ static void render_drills(const struct cli *cli, const json_t *doc)
         printf("no drills%s%s\n", note ? ": " : "", note ? note : "");
         return;
     }
-    json_array_foreach(get(doc, "drills"), i, d)
-        print_json_line(stdout, d);
+    json_array_foreach(get(doc, "drills"), i, d) print_json_line(stdout, d);
 }
 
 static void render_answer(const struct cli *cli, const json_t *doc)
@@ -1239,88 +1254,74 @@ static void render_answer(const struct cli *cli, const json_t *doc)
 
 static int cmd_drills_list(struct cli *cli)
 {
-    struct buf path;
-    path_of(&path, "/v1/drills", NULL, NULL);
-    int rc = request(cli, "GET", &path, NULL, NULL, render_drills);
-    buf_release(&path);
-    return rc;
-}
-
-static int drills_post(struct cli *cli, const char *name, const char *suffix)
-{
-    struct buf path;
-    path_of(&path, "/v1/drills/", name, suffix);
-    int rc = request(cli, "POST", &path, NULL, NULL, render_answer);
-    buf_release(&path);
-    return rc;
+    return call(cli, "GET", "/v1/drills", NULL, NULL, NULL, NULL, render_drills);
 }
 
 static int cmd_drills_start(struct cli *cli)
 {
-    return drills_post(cli, arg(cli, 0), "/start");
+    return call(cli, "POST", "/v1/drills/", arg(cli, 0), "/start", NULL, NULL, render_answer);
 }
 
 static int cmd_drills_abort(struct cli *cli)
 {
-    return drills_post(cli, arg(cli, 0), "/abort");
+    return call(cli, "POST", "/v1/drills/", arg(cli, 0), "/abort", NULL, NULL, render_answer);
 }
 
 static int cmd_drills_abort_all(struct cli *cli)
 {
-    return drills_post(cli, "abort-all", NULL);
+    return call(cli, "POST", "/v1/drills/abort-all", NULL, NULL, NULL, NULL, render_answer);
 }
 
 static int cmd_help(struct cli *cli);
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
-#define NF_LIMIT "sluice limits list shows the policies"
+#define NF_LIMIT   "sluice limits list shows the policies"
 #define NF_REPLICA "sluice status lists the replica ids"
 
 static const struct command commands[] = {
     {"status", NULL, cmd_status, 0, 0, "", "the fleet: a line per replica, a total per service",
-     f_global, NULL},
+     f_none, NULL},
     {"limits", "list", cmd_limits_list, 0, 0, "", "rate-limit policies, versions, convergence",
-     f_global, NULL},
-    {"limits", "get", cmd_limits_list, 1, 1, "NAME", "one policy", f_global, NF_LIMIT},
+     f_none, NULL},
+    {"limits", "get", cmd_limits_list, 1, 1, "NAME", "one policy", f_none, NF_LIMIT},
     {"limits", "set", cmd_limits_set, 1, 1, "NAME",
-     "write a policy (JSON from --file or stdin; a `limits get` document works too)",
-     f_limit_set, NULL},
+     "write a policy (JSON from --file or stdin; a `limits get` document works too)", f_limit_set,
+     NULL},
     {"limits", "delete", cmd_limits_delete, 1, 1, "NAME", "delete a policy", f_limit_delete,
      NF_LIMIT},
     {"limits", "rollback", cmd_limits_rollback, 1, 1, "NAME",
      "restore an earlier version as the newest", f_rollback,
      "sluice limits history NAME lists the versions that can be restored"},
-    {"limits", "history", cmd_limits_history, 1, 1, "NAME", "the last 50 versions", f_global,
+    {"limits", "history", cmd_limits_history, 1, 1, "NAME", "the last 50 versions", f_none,
      NF_LIMIT},
     {"drain", NULL, cmd_drain, 1, 1, "REPLICA",
      "drain a replica (with --wait, until drained; -o json then prints the replica)", f_drain,
      NF_REPLICA},
-    {"undrain", NULL, cmd_undrain, 1, 1, "REPLICA", "serve again", f_global, NF_REPLICA},
+    {"undrain", NULL, cmd_undrain, 1, 1, "REPLICA", "serve again", f_none, NF_REPLICA},
     {"weight", NULL, cmd_weight, 2, 2, "REPLICA WEIGHT", "set the load-balancing weight (0-100)",
-     f_global, NF_REPLICA},
-    {"faults", "get", cmd_faults_get, 1, 1, "REPLICA", "the active faults", f_global,
-     NF_REPLICA},
+     f_none, NF_REPLICA},
+    {"faults", "get", cmd_faults_get, 1, 1, "REPLICA", "the active faults", f_none, NF_REPLICA},
     {"faults", "set", cmd_faults_set, 1, 1, "REPLICA",
      "replace the faults ({\"faults\":[...]} from --file or stdin, or the shorthand flags)",
      f_faults_set, NF_REPLICA},
-    {"faults", "clear", cmd_faults_clear, 1, 1, "REPLICA", "remove every fault", f_global,
+    {"faults", "clear", cmd_faults_clear, 1, 1, "REPLICA", "remove every fault", f_none,
      NF_REPLICA},
     {"slos", NULL, cmd_slos, 0, 1, "[NAME]", "SLO status: SLI, error budget, burn rates, alert",
-     f_global, "sluice slos lists the SLOs"},
+     f_none, "sluice slos lists the SLOs"},
     {"traces", NULL, cmd_traces, 0, 1, "[TRACE_ID]",
      "recent traces (errors first, then slow), or one trace's spans", f_traces,
      "traces are kept for a while only: sluice traces lists those held"},
-    {"queues", NULL, cmd_queues, 0, 1, "[NAME]", "job queues: length, pending, dead, rates",
-     f_global, "sluice queues lists the queues the server watches (its --queues)"},
-    {"drills", "list", cmd_drills_list, 0, 0, "", "chaos drills", f_global, NULL},
-    {"drills", "start", cmd_drills_start, 1, 1, "NAME", "start a drill", f_global,
+    {"queues", NULL, cmd_queues, 0, 1, "[NAME]", "job queues: length, pending, dead, rates", f_none,
+     "sluice queues lists the queues the server watches (its --queues)"},
+    {"drills", "list", cmd_drills_list, 0, 0, "", "chaos drills", f_none, NULL},
+    {"drills", "start", cmd_drills_start, 1, 1, "NAME", "start a drill", f_none,
      "sluice drills list shows the drills"},
-    {"drills", "abort", cmd_drills_abort, 1, 1, "RUN", "abort a running drill", f_global,
+    {"drills", "abort", cmd_drills_abort, 1, 1, "RUN", "abort a running drill", f_none,
      "sluice drills list shows the runs"},
-    {"drills", "abort-all", cmd_drills_abort_all, 0, 0, "", "abort every running drill",
-     f_global, NULL},
-    {"help", NULL, cmd_help, 0, 1, "[COMMAND]", "this text, or one command's options", f_global,
+    {"drills", "abort-all", cmd_drills_abort_all, 0, 0, "", "abort every running drill", f_none,
+     NULL},
+    {"help", NULL, cmd_help, 0, 1, "[COMMAND]", "this text, or one command's options", f_none,
      NULL},
 };
 
@@ -1336,15 +1337,22 @@ static void command_line(FILE *out, const struct command *c)
     fprintf(out, "  %-28s %s\n", left, c->help);
 }
 
-static void options_text(FILE *out, const struct flag *table)
+static void option_line(FILE *out, const struct flag *f)
 {
-    for (int i = 0; table[i].name; i++) {
-        char left[64];
-        snprintf(left, sizeof(left), "--%s%s%s", table[i].name, table[i].metavar ? " " : "",
-                 table[i].metavar ? table[i].metavar : "");
-        fprintf(out, "  %-28s %s%s%s%s\n", left, table[i].help, table[i].env[0] ? " [" : "",
-                table[i].env, table[i].env[0] ? "]" : "");
-    }
+    char left[64];
+    snprintf(left, sizeof(left), "--%s%s%s", f->name, f->metavar ? " " : "",
+             f->metavar ? f->metavar : "");
+    fprintf(out, "  %-28s %s%s%s%s\n", left, f->help, f->env[0] ? " [" : "", f->env,
+            f->env[0] ? "]" : "");
+}
+
+/* The global options, then a command's own. */
+static void options_text(FILE *out, const struct flag *own)
+{
+    for (int i = 0; f_global[i].name; i++)
+        option_line(out, &f_global[i]);
+    for (int i = 0; own[i].name; i++)
+        option_line(out, &own[i]);
     fprintf(out, "  %-28s %s\n", "--help, -h", "this text");
 }
 
@@ -1363,7 +1371,7 @@ void cli_usage(FILE *out)
     for (size_t i = 0; i < NCOMMANDS; i++)
         command_line(out, &commands[i]);
     fprintf(out, "\nOptions of every command:\n");
-    options_text(out, f_global);
+    options_text(out, f_none);
     fprintf(out, "\n%s", exit_codes_text);
 }
 
@@ -1389,7 +1397,7 @@ static void command_usage(FILE *out, const char *name, const struct command *onl
         if (usage_row(&commands[i], name, only))
             command_line(out, &commands[i]);
     fprintf(out, "\nOptions:\n");
-    options_text(out, rows == 1 ? last->flags : f_global);
+    options_text(out, rows == 1 ? last->flags : f_none);
     if (rows > 1)
         fprintf(out, "  (each verb's own: sluice %s VERB --help)\n", name);
     fprintf(out, "\n%s", exit_codes_text);
@@ -1460,10 +1468,17 @@ static int add_positional(struct cli *cli, const char *word)
 static int parse_args(struct cli *cli, int n, char **v)
 {
     char err[FLAGS_ERR_MAX];
-    int rc = CLI_EXIT_OK;
+    struct flag table[CLI_FLAGS_MAX];
+    int k = 0, rc = CLI_EXIT_OK;
+    for (int i = 0; f_global[i].name; i++)
+        table[k++] = f_global[i];
+    for (int i = 0; cli->cmd->flags[i].name; i++)
+        table[k++] = cli->cmd->flags[i];
+    assert(k < CLI_FLAGS_MAX);
+    memset(&table[k], 0, sizeof(table[k]));
     for (int i = 0; i < n && rc == CLI_EXIT_OK;) {
         int first;
-        if (flags_parse(cli->cmd->flags, n - i, v + i, &first, err) != SL_OK) {
+        if (flags_parse(table, n - i, v + i, &first, err) != SL_OK) {
             fail(cli, "%s", err);
             return CLI_EXIT_USAGE;
         }

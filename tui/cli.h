@@ -10,7 +10,8 @@
  * Exit codes, which scripts can trust:
  *   0  success
  *   1  the server refused or failed (4xx/5xx other than 401/403: not found, 412 conflict,
- *      422 invalid, 502/503), or a drain --wait that did not end in time
+ *      422 invalid, 502/503), answered something that is not its JSON, or a drain --wait
+ *      did not end in time
  *   2  usage: unknown sub-command or option, wrong arguments, unreadable or invalid JSON input
  *   3  sluice-server could not be reached (refused, timed out, bad --server URL)
  *   4  authentication or authorization: 401 (no or bad --token) or 403 (role too low)

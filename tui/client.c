@@ -2,8 +2,9 @@
  * client — blocking calls to sluice-server with libcurl's easy interface (tui/client.h).
  *
  * The one file of the TUI and the CLI that includes curl.h (STYLE.md "adapters"). Each call
- * uses its own easy handle, so calls from several threads do not share state. Answers are
- * read into a buffer bounded by CLIENT_BODY_MAX; a larger answer is a bad response.
+ * uses its own easy handle, so calls from several threads do not share state (the program
+ * calls curl_global_init once at start, tui/main.c). Answers are read into a buffer bounded
+ * by CLIENT_BODY_MAX; a larger answer is a bad response.
  */
 #include "client.h"
 
@@ -16,10 +17,10 @@
 #include "buf.h"
 #include "err.h"
 
-#define CLIENT_DEFAULT_BASE "http://127.0.0.1:7700"
+#define CLIENT_DEFAULT_BASE       "http://127.0.0.1:7700"
 #define CLIENT_DEFAULT_TIMEOUT_MS 5000
-#define CLIENT_BODY_MAX (16u << 20) /* an answer larger than this is refused */
-#define CLIENT_HEADERS_MAX 16      /* extra header lines per call; more are ignored */
+#define CLIENT_BODY_MAX           (16u << 20) /* an answer larger than this is refused */
+#define CLIENT_HEADERS_MAX        16          /* extra header lines per call; more are ignored */
 
 /* ---- configuration ------------------------------------------------------------------- */
 
@@ -72,13 +73,16 @@ static void say_auth_hint(struct client_reply *r, const struct client *c, const 
 {
     char role[16];
     if (r->status == 401 && !c->token[0])
-        say(r, " (set --token or SLUICE_TOKEN to an API key: sluice-server keys create --role viewer)");
+        say(r, " (set --token or SLUICE_TOKEN to an API key: sluice-server keys create --role "
+               "viewer)");
     else if (r->status == 401)
         say(r, " (the key in --token or SLUICE_TOKEN was not accepted: create one with "
                "sluice-server keys create --role viewer)");
     else if (r->status == 403 && needed_role(detail, role))
-        say(r, " (use a key with the %s role in --token or SLUICE_TOKEN: sluice-server keys "
-               "create --role %s)", role, role);
+        say(r,
+            " (use a key with the %s role in --token or SLUICE_TOKEN: sluice-server keys "
+            "create --role %s)",
+            role, role);
 }
 
 /* "title: detail -- field: message; field: message (hint)" from an RFC 9457 problem. */
@@ -95,7 +99,8 @@ static void say_problem(struct client_reply *r, const struct client *c)
         say(r, ": %s", detail);
     const json_t *errors = json_object_get(p, "errors"), *e;
     size_t i;
-    json_array_foreach(errors, i, e) {
+    json_array_foreach(errors, i, e)
+    {
         const char *field = json_string_value(json_object_get(e, "field"));
         const char *msg = json_string_value(json_object_get(e, "message"));
         say(r, "%s%s: %s", i ? "; " : " -- ", field ? field : "?", msg ? msg : "invalid");
@@ -107,15 +112,21 @@ static void say_unreachable(struct client_reply *r, const struct client *c, CURL
                             const char *detail)
 {
     r->result = CLIENT_UNREACHABLE;
-    if (rc == CURLE_URL_MALFORMAT || rc == CURLE_UNSUPPORTED_PROTOCOL)
-        say(r, "'%s' is not a URL sluice can call (%s): give --server or SLUICE_SERVER as "
-               "http://HOST:PORT", c->base, detail);
+    if (rc == CURLE_URL_MALFORMAT)
+        say(r,
+            "'%s' is not a URL sluice can call (%s): give --server or SLUICE_SERVER as "
+            "http://HOST:PORT",
+            c->base, detail);
     else if (rc == CURLE_OPERATION_TIMEDOUT)
-        say(r, "sluice-server at %s did not answer within %ld ms: is it running and reachable? "
-               "(--server, SLUICE_SERVER)", c->base, c->timeout_ms);
+        say(r,
+            "sluice-server at %s did not answer within %ld ms: is it running and reachable? "
+            "(--server, SLUICE_SERVER)",
+            c->base, c->timeout_ms);
     else
-        say(r, "sluice-server at %s did not answer (%s): is it running? (--server, "
-               "SLUICE_SERVER)", c->base, detail);
+        say(r,
+            "sluice-server at %s did not answer (%s): is it running? (--server, "
+            "SLUICE_SERVER)",
+            c->base, detail);
 }
 
 /* ---- the call -------------------------------------------------------------------------- */
@@ -168,62 +179,76 @@ static void classify(struct client_reply *r, const struct client *c, const struc
     if (r->status >= 200 && r->status < 300) {
         r->result = in->len && !r->body ? CLIENT_BAD_RESPONSE : CLIENT_OK;
         if (r->result == CLIENT_BAD_RESPONSE)
-            say(r, "sluice-server at %s answered HTTP %ld with something that is not JSON: does "
-                   "--server point at sluice-server?", c->base, r->status);
+            say(r,
+                "sluice-server at %s answered HTTP %ld with something that is not JSON: does "
+                "--server point at sluice-server?",
+                c->base, r->status);
         return;
     }
     r->result = CLIENT_HTTP_ERROR;
     say_problem(r, c);
 }
 
-void client_call(const struct client *c, const char *method, const char *path,
-                 const json_t *body, const char *const *headers, struct client_reply *r)
+/* Runs the prepared handle; r gets what happened. */
+static void perform(CURL *e, const struct client *c, const char *method, const char *path,
+                    struct client_reply *r)
 {
-    memset(r, 0, sizeof(*r));
-    char url[sizeof(c->base) + 1024], errbuf[CURL_ERROR_SIZE] = "";
-    snprintf(url, sizeof(url), "%s%s", c->base, path);
-    char *text = body ? json_dump_compact(body) : NULL;
-    bool sends = text || !strcmp(method, "POST") || !strcmp(method, "PUT");
+    char errbuf[CURL_ERROR_SIZE] = "";
     struct buf in;
     buf_init(&in, CLIENT_BODY_MAX);
-    CURL *e = curl_easy_init();
-    struct curl_slist *h = header_list(c, text != NULL, headers);
-    if (!e || !h || (body && !text)) {
-        r->result = CLIENT_UNREACHABLE;
-        say(r, "out of memory preparing the request to %s", c->base);
-        goto out;
-    }
-    if (strncmp(c->base, "http://", 7) != 0 && strncmp(c->base, "https://", 8) != 0) {
-        say_unreachable(r, c, CURLE_UNSUPPORTED_PROTOCOL, "only http and https");
-        goto out;
-    }
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, &in);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    if (sends) /* POST/PUT always carry a body, empty when there is none */
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, text ? text : "");
     CURLcode rc = curl_easy_perform(e);
     if (rc == CURLE_WRITE_ERROR) {
         r->result = CLIENT_BAD_RESPONSE;
         say(r, "sluice-server's answer to %s %s is larger than %u bytes", method, path,
             CLIENT_BODY_MAX);
+    } else if (rc == CURLE_WEIRD_SERVER_REPLY || rc == CURLE_UNSUPPORTED_PROTOCOL) {
+        r->result = CLIENT_BAD_RESPONSE; /* something answered, but not in HTTP */
+        say(r,
+            "%s answered something that is not HTTP (%s): does --server point at "
+            "sluice-server?",
+            c->base, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     } else if (rc != CURLE_OK) {
         say_unreachable(r, c, rc, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     } else {
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
         classify(r, c, &in);
     }
-out:
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, NULL);
+    buf_release(&in);
+}
+
+void client_call(const struct client *c, const char *method, const char *path, const json_t *body,
+                 const char *const *headers, struct client_reply *r)
+{
+    memset(r, 0, sizeof(*r));
+    char url[sizeof(c->base) + 1024];
+    snprintf(url, sizeof(url), "%s%s", c->base, path);
+    char *text = body ? json_dump_compact(body) : NULL;
+    CURL *e = curl_easy_init();
+    struct curl_slist *h = header_list(c, text != NULL, headers);
+    if (!e || !h || (body && !text)) {
+        r->result = CLIENT_UNREACHABLE;
+        say(r, "out of memory preparing the request to %s", c->base);
+    } else if (strncmp(c->base, "http://", 7) != 0 && strncmp(c->base, "https://", 8) != 0) {
+        say_unreachable(r, c, CURLE_URL_MALFORMAT, "only http and https");
+    } else {
+        curl_easy_setopt(e, CURLOPT_URL, url);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+        curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+        /* POST and PUT always carry a body, empty when there is none */
+        if (text || !strcmp(method, "POST") || !strcmp(method, "PUT"))
+            curl_easy_setopt(e, CURLOPT_POSTFIELDS, text ? text : "");
+        perform(e, c, method, path, r);
+    }
     curl_slist_free_all(h);
     curl_easy_cleanup(e);
-    buf_release(&in);
     free(text);
 }
 

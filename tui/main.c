@@ -41,6 +41,8 @@ int main(int argc, char **argv)
     };
     if (flags_wants(argc, argv, "--help") || flags_wants(argc, argv, "-h")) {
         flags_usage(stdout, TUI_USAGE, table);
+        printf("\n");
+        cli_usage(stdout); /* the commands and the exit codes scripts rely on */
         return 0;
     }
     if (flags_wants(argc, argv, "--version")) {
