@@ -87,7 +87,14 @@ $(TUI_LIB): $(TUI_SRC:%.c=$(OBJDIR)/%.o)
 	$(Q)rm -f $@ && ar rcs $@ $^
 $(OBJDIR)/tui/term_curses.o: ALL_CFLAGS += $(CURSES_CFLAGS)
 
-PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent $(BINDIR)/sluice-server $(BINDIR)/sluice
+PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent $(BINDIR)/sluice-server $(BINDIR)/sluice \
+	$(BINDIR)/sluice-worker $(BINDIR)/sluice-webhook-receiver
+
+WORKER_SRC := $(wildcard worker/*.c)
+$(BINDIR)/sluice-worker: $(WORKER_SRC:%.c=$(OBJDIR)/%.o) $(SHORTENER_LIB) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(WORKER_SRC:%.c=$(OBJDIR)/%.o) $(SHORTENER_LIB) $(SHARED_LIB) $(LDLIBS)
 
 $(BINDIR)/sluice: $(OBJDIR)/tui/main.o $(TUI_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
@@ -108,6 +115,11 @@ $(BINDIR)/sluice-shortener: $(OBJDIR)/samples/shortener/main.o $(COMPONENT_LIBS)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(COMPONENT_LIBS) $(LDLIBS)
+
+$(BINDIR)/sluice-webhook-receiver: $(OBJDIR)/samples/webhook-receiver/main.o $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $< $(SHARED_LIB) $(LDLIBS)
 
 programs: $(PROGRAMS)
 
@@ -194,6 +206,7 @@ bench: programs
 	$(Q)bench/cache.sh "$(BINDIR)"
 	$(Q)bench/gateway.sh "$(BINDIR)"
 	$(Q)bench/controlplane.sh "$(BINDIR)"
+	$(Q)bench/tui.sh "$(BINDIR)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

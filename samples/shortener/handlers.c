@@ -17,6 +17,7 @@
 #include "links_redis.h"
 #include "log.h"
 #include "shortener.h"
+#include "webhooks.h"
 
 #define LIST_LIMIT_DEFAULT 20
 #define REDIRECT_MAX_AGE_S 86400
@@ -103,44 +104,57 @@ static int create_store(struct shortener *s, const struct link_input *in, const 
     return SL_ESTORE;
 }
 
-static void create_link(struct shortener *s, struct http_req *req, struct http_resp *resp,
-                        const struct principal *p)
+int links_create(struct shortener *s, const char *owner, const char *body, size_t len,
+                 struct field_errors *fe, char jerr[JSON_ERR_MAX], json_t **repr,
+                 char code[LINK_CODE_MAX])
 {
     struct link_input in;
-    struct field_errors fe;
-    char jerr[JSON_ERR_MAX], code[LINK_CODE_MAX];
-    field_errors_init(&fe);
-    int rc = link_input_parse(req->body, req->body_len, &in, &fe, jerr);
-    if (rc == SL_EPARSE) {
-        http_problem(resp, req, 400, "malformed-json", "Malformed JSON", jerr, NULL);
-        goto out;
-    }
+    *repr = NULL;
+    int rc = link_input_parse(body, len, &in, fe, jerr);
     if (rc) {
-        http_problem(resp, req, 422, "validation-failed", "Validation failed",
-                     "the request body has invalid fields", json_pack("{s:O}", "errors", fe.list));
-        goto out;
+        link_input_release(&in);
+        return rc;
     }
     int64_t now = (int64_t)clock_wall_ms();
     int64_t expires = in.ttl_s ? now + in.ttl_s * 1000 : 0;
-    json_t *record = link_record_new(in.url, p->key_id, now, expires);
+    json_t *record = link_record_new(in.url, owner, now, expires);
     uint64_t seq;
     rc = create_store(s, &in, record, expires, code);
-    if (rc == SL_OK && (links_next_seq(s, &seq) || links_index_add(s, p->key_id, code, seq))) {
-        links_delete(s, code, p->key_id); /* no orphan link the owner cannot list */
+    if (rc == SL_OK && (links_next_seq(s, &seq) || links_index_add(s, owner, code, seq))) {
+        links_delete(s, code, owner); /* no orphan link the owner cannot list */
         rc = SL_ESTORE;
     }
-    if (rc == SL_EEXISTS)
+    if (rc == SL_OK) {
+        *repr = link_repr(code, record, s->public_url);
+        events_publish(s, "link.created", owner, json_pack("{s:s, s:s}", "code", code, "url", in.url));
+    }
+    json_decref(record);
+    link_input_release(&in);
+    return rc;
+}
+
+static void create_link(struct shortener *s, struct http_req *req, struct http_resp *resp,
+                        const struct principal *p)
+{
+    struct field_errors fe;
+    char jerr[JSON_ERR_MAX], code[LINK_CODE_MAX];
+    json_t *repr;
+    field_errors_init(&fe);
+    int rc = links_create(s, p->key_id, req->body, req->body_len, &fe, jerr, &repr, code);
+    if (rc == SL_EPARSE)
+        http_problem(resp, req, 400, "malformed-json", "Malformed JSON", jerr, NULL);
+    else if (rc == SL_EINVAL)
+        http_problem(resp, req, 422, "validation-failed", "Validation failed",
+                     "the request body has invalid fields", json_pack("{s:O}", "errors", fe.list));
+    else if (rc == SL_EEXISTS)
         http_problem(resp, req, 409, "alias-taken", "Alias taken",
                      "another link already uses this alias", NULL);
     else if (rc)
         store_down(req, resp);
     else {
-        http_resp_json(resp, 201, link_repr(code, record, s->public_url));
+        http_resp_json(resp, 201, repr);
         http_resp_header(resp, "Location", "/v1/links/%s", code);
     }
-    json_decref(record);
-out:
-    link_input_release(&in);
     field_errors_release(&fe);
 }
 
@@ -277,8 +291,14 @@ static void h_redirect(struct http_req *req, struct http_resp *resp)
         link_day(now, day);
         visitor_id(req, visitor);
         /* A click that cannot be counted still redirects: availability over statistics. */
-        if (links_count_click(s, code, day, visitor, expires ? expires + LINK_GONE_WINDOW_MS : 0))
+        long long clicks;
+        if (links_count_click(s, code, day, visitor, expires ? expires + LINK_GONE_WINDOW_MS : 0,
+                              &clicks))
             log_event(LOG_WARN, req->request_id, NULL, "click not counted", "code", code, NULL);
+        else if (events_click_milestone(clicks)) /* 1, 10, 100 ...: not an event per click */
+            events_publish(s, "link.clicked",
+                           json_string_value(json_object_get(record, "owner")) ?: "",
+                           json_pack("{s:s, s:I}", "code", code, "clicks", (json_int_t)clicks));
     }
     int status = (int)s->cfg.redirect_status;
     http_resp_bytes(resp, status, "text/plain; charset=utf-8", "", 0);
@@ -337,10 +357,12 @@ static void h_link_delete(struct http_req *req, struct http_resp *resp)
     if (!auth_require(s, req, resp, SCOPE_LINKS_WRITE, &p) ||
         !load_owned(s, req, resp, &p, &code, &record))
         return;
-    if (links_delete(s, code, p.key_id))
+    if (links_delete(s, code, p.key_id)) {
         store_down(req, resp);
-    else
+    } else {
         resp->status = 204;
+        events_publish(s, "link.deleted", p.key_id, json_pack("{s:s}", "code", code));
+    }
     json_decref(record);
 }
 
@@ -527,6 +549,13 @@ static const struct http_route routes[] = {
     {"GET", "/v1/links/{code}", h_link_get},
     {"DELETE", "/v1/links/{code}", h_link_delete},
     {"GET", "/v1/links/{code}/stats", h_link_stats},
+    {"POST", "/v1/links/bulk", h_links_bulk},
+    {"GET", "/v1/jobs/{id}", h_job_get},
+    {"POST", "/v1/webhooks", h_webhook_create},
+    {"GET", "/v1/webhooks", h_webhooks_list},
+    {"GET", "/v1/webhooks/{id}", h_webhook_get},
+    {"DELETE", "/v1/webhooks/{id}", h_webhook_delete},
+    {"GET", "/v1/webhooks/{id}/deliveries", h_webhook_deliveries},
     {"POST", "/v1/oauth/token", h_oauth_token},
     {"GET", "/{code}", h_redirect},
 };

@@ -9,7 +9,18 @@
 #define SHORTENER_HANDLERS_H
 
 #include "http.h"
+#include "json.h"
+#include "link.h"
+
+struct shortener;
 
 void shortener_handle(struct http_req *req, struct http_resp *resp);
+
+/* Creates one link for owner from a JSON body ({url, alias?, ttl_s?}) and publishes
+ * link.created: SL_OK with *repr (the API's representation) and code; SL_EPARSE (jerr),
+ * SL_EINVAL (fe), SL_EEXISTS (alias taken), SL_ESTORE. The bulk job uses it too. */
+int links_create(struct shortener *s, const char *owner, const char *body, size_t len,
+                 struct field_errors *fe, char jerr[JSON_ERR_MAX], json_t **repr,
+                 char code[LINK_CODE_MAX]);
 
 #endif

@@ -167,8 +167,9 @@ int links_index_page(struct shortener *s, const char *owner, uint64_t before_seq
 
 /* Pipelined: one round trip for the four or eight commands of a click. */
 int links_count_click(struct shortener *s, const char *code, const char *day,
-                      const char *visitor, int64_t expire_at_ms)
+                      const char *visitor, int64_t expire_at_ms, long long *total)
 {
+    *total = 0;
     char kc[KEY_MAX], kd[KEY_MAX], ku[KEY_MAX];
     link_key(kc, "clicks", code);
     link_key(kd, "daily", code);
@@ -195,6 +196,8 @@ int links_count_click(struct shortener *s, const char *code, const char *day,
         }
         if (reply_status(reply))
             rc = SL_ESTORE;
+        else if (i == 0) /* INCR: the link's clicks so far */
+            *total = ((redisReply *)reply)->integer;
         freeReplyObject(reply);
     }
     redis_pool_put(pool, c);

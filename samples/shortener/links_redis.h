@@ -38,9 +38,10 @@ int links_index_page(struct shortener *s, const char *owner, uint64_t before_seq
 int links_index_remove(struct shortener *s, const char *owner, const char *code);
 
 /* Counts one click: total, the day's count, and the visitor in the HyperLogLog.
- * expire_at_ms (0 = none) keeps the statistics no longer than the link. */
+ * expire_at_ms (0 = none) keeps the statistics no longer than the link. *total gets the
+ * clicks so far (for the link.clicked milestones). */
 int links_count_click(struct shortener *s, const char *code, const char *day,
-                      const char *visitor, int64_t expire_at_ms);
+                      const char *visitor, int64_t expire_at_ms, long long *total);
 /* {"clicks":N,"unique_visitors":N,"daily":{...}} for the days >= oldest_day. */
 int links_stats(struct shortener *s, const char *code, const char *oldest_day, json_t **out);
 
