@@ -9,6 +9,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "drills.h"
 #include "err.h"
 #include "fleet.h"
 #include "http.h"
@@ -53,13 +54,21 @@ static size_t on_body(char *p, size_t size, size_t n, void *arg)
     return buf_append(arg, p, size * n) == SL_OK ? size * n : 0;
 }
 
-/* method path on the agent's admin API with body (may be NULL); its status (0 when it
- * could not be reached) and JSON answer (may be NULL). */
-static long agent_call(struct server *s, const char *admin, const char *method, const char *path,
+long server_agent_call(struct server *s, const char *admin, const char *method, const char *path,
                        const json_t *body, json_t **answer)
 {
-    char url[256], auth[300];
-    snprintf(url, sizeof(url), "http://%s%s", admin, path);
+    char base[160];
+    snprintf(base, sizeof(base), "http://%s", admin);
+    return server_url_call(s, base, method, path, body, answer);
+}
+
+long server_url_call(struct server *s, const char *base, const char *method, const char *path,
+                     const json_t *body, json_t **answer)
+{
+    char url[512], auth[300];
+    json_t *ignored = NULL;
+    answer = answer ? answer : &ignored;
+    snprintf(url, sizeof(url), "%s%s", base, path);
     snprintf(auth, sizeof(auth), "Authorization: Bearer %s",
              s->cfg.agent_token ? s->cfg.agent_token : "");
     char *text = body ? json_dump_compact(body) : NULL;
@@ -83,6 +92,7 @@ static long agent_call(struct server *s, const char *admin, const char *method, 
             curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     }
     *answer = code && out.len ? json_loadb(out.data, out.len, 0, NULL) : NULL;
+    json_decref(ignored);
     curl_slist_free_all(h);
     curl_easy_cleanup(c);
     buf_release(&out);
@@ -115,7 +125,7 @@ static void replica_action(struct http_req *req, struct http_resp *resp, const c
     }
     json_t *before = fleet_replica_json(s->fleet, id), *answer = NULL;
     json_t *send = body ? json_incref(body) : json_object();
-    long code = agent_call(s, admin, method, agent_path, send, &answer);
+    long code = server_agent_call(s, admin, method, agent_path, send, &answer);
     json_decref(send);
     if (!code) {
         http_problem(resp, req, 502, "agent-unreachable", "Bad Gateway",
@@ -185,7 +195,7 @@ static void h_faults_get(struct http_req *req, struct http_resp *resp)
     if (!fleet_agent_admin(s->fleet, id, admin)) {
         http_problem(resp, req, 404, "no-such-replica", "Not Found",
                      "no live agent has that id in the registry", NULL);
-    } else if (agent_call(s, admin, "GET", "/v1/faults", NULL, &answer) != 200) {
+    } else if (server_agent_call(s, admin, "GET", "/v1/faults", NULL, &answer) != 200) {
         json_decref(answer);
         http_problem(resp, req, 502, "agent-unreachable", "Bad Gateway",
                      "the agent's admin API did not answer", NULL);
@@ -368,9 +378,68 @@ static void h_drills(struct http_req *req, struct http_resp *resp)
 {
     struct server *s = srv_of(req);
     if (auth_require(s, req, resp, ROLE_VIEWER, NULL))
-        http_resp_json(resp, 200,
-                       json_pack("{s:[], s:s}", "drills", "note",
-                                 "chaos drills come with the workshop issue (docs/server.md)"));
+        http_resp_json(resp, 200, drills_list(s->drills));
+}
+
+static void h_drill_start(struct http_req *req, struct http_resp *resp)
+{
+    struct server *s = srv_of(req);
+    struct caller who;
+    if (!auth_require(s, req, resp, ROLE_OPERATOR, &who))
+        return;
+    const char *name = http_req_param(req, "name");
+    char run[64], err[256] = "";
+    int rc = drills_start(s->drills, name, who.who, run, err);
+    if (rc == SL_ENOTFOUND)
+        http_problem(resp, req, 404, "no-such-drill", "Not Found", "no drill has that name", NULL);
+    else if (rc == SL_EEXISTS || rc == SL_EINVAL)
+        http_problem(resp, req, 409, rc == SL_EEXISTS ? "drill-running" : "not-steady", "Conflict",
+                     err, NULL);
+    else if (rc)
+        http_problem(resp, req, 500, "drill-failed", "Internal Server Error", err_str(rc), NULL);
+    else {
+        audit_record(s, &who, "drills.start", name, NULL, json_pack("{s:s}", "run", run));
+        http_resp_header(resp, "Location", "/v1/drills/runs/%s", run);
+        http_resp_json(resp, 202, json_pack("{s:s, s:s}", "run", run, "state", "running"));
+    }
+}
+
+static void abort_runs(struct http_req *req, struct http_resp *resp, const char *run)
+{
+    struct server *s = srv_of(req);
+    struct caller who;
+    if (!auth_require(s, req, resp, ROLE_OPERATOR, &who))
+        return;
+    int n = drills_abort(s->drills, run, "aborted by an operator");
+    audit_record(s, &who, run ? "drills.abort" : "drills.abort_all", run ? run : "all", NULL,
+                 json_pack("{s:i}", "aborted", n));
+    if (run && !n)
+        http_problem(resp, req, 404, "no-such-run", "Not Found", "no running drill has that id",
+                     NULL);
+    else
+        http_resp_json(resp, 200, json_pack("{s:i}", "aborted", n));
+}
+
+static void h_drill_abort(struct http_req *req, struct http_resp *resp)
+{
+    abort_runs(req, resp, http_req_param(req, "run"));
+}
+
+static void h_drills_abort_all(struct http_req *req, struct http_resp *resp)
+{
+    abort_runs(req, resp, NULL);
+}
+
+static void h_drill_run(struct http_req *req, struct http_resp *resp)
+{
+    struct server *s = srv_of(req);
+    if (!auth_require(s, req, resp, ROLE_VIEWER, NULL))
+        return;
+    json_t *j = drills_run(s->drills, http_req_param(req, "run"));
+    if (j)
+        http_resp_json(resp, 200, j);
+    else
+        http_problem(resp, req, 404, "no-such-run", "Not Found", "no drill run has that id", NULL);
 }
 
 static void h_metrics(struct http_req *req, struct http_resp *resp)
@@ -445,6 +514,10 @@ static const struct http_route routes[] = {
     {"GET", "/v1/queues/{name}", h_queue},
     {"GET", "/v1/audit", h_audit},
     {"GET", "/v1/drills", h_drills},
+    {"POST", "/v1/drills/abort-all", h_drills_abort_all},
+    {"POST", "/v1/drills/{name}/start", h_drill_start},
+    {"POST", "/v1/drills/{run}/abort", h_drill_abort},
+    {"GET", "/v1/drills/runs/{run}", h_drill_run},
 };
 
 static void front(struct http_req *req, struct http_resp *resp)

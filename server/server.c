@@ -13,6 +13,7 @@
 #include "clock.h"
 #include "err.h"
 #include "flags.h"
+#include "drills.h"
 #include "fleet.h"
 #include "http_mhd.h"
 #include "log.h"
@@ -62,7 +63,8 @@ static int server_init(struct server *s, char err[256])
                            "create --role admin' first", s->cfg.listen);
         return SL_EINVAL;
     }
-    if (!(s->events = events_new(64)) || !(s->fleet = fleet_new(s, err)))
+    if (!(s->events = events_new(64)) || !(s->fleet = fleet_new(s, err)) ||
+        !(s->drills = drills_new(s, s->cfg.drills, err)))
         return s->events ? SL_EINVAL : SL_ENOMEM;
     s->started_ms = clock_mono_ms();
     return SL_OK;
@@ -70,6 +72,8 @@ static int server_init(struct server *s, char err[256])
 
 static void server_release(struct server *s)
 {
+    drills_free(s->drills); /* first: a running drill reverts its faults through the agents */
+    s->drills = NULL;
     api_stop(s);
     fleet_free(s->fleet);
     s->fleet = NULL;
@@ -133,6 +137,8 @@ int server_main(int argc, char **argv)
         {"jwt-secret", FLAG_STRING, &c->jwt_secret, "SECRET",
          "accept HS256 JWTs signed with it (claims sub, role)", 0, 0, NULL},
         {"slos", FLAG_STRING, &c->slos, "FILE", "SLO definitions ({\"slos\":[...]})", 0, 0, NULL},
+        {"drills", FLAG_STRING, &c->drills, "DIR",
+         "chaos drill files (samples/drills; none: no drills)", 0, 0, NULL},
         {"queues", FLAG_STRING, &c->queues, "NAME,...",
          "job queues to inspect (also those in sluice:queues)", 0, 0, NULL},
         {"poll-ms", FLAG_UINT, &c->poll_ms, "MS", "fleet poll interval (1000)", 100, 60000, NULL},

@@ -34,6 +34,7 @@ struct server_config {
     const char *jwt_secret;  /* HS256 secret for operator JWTs (none: keys only) */
     const char *slos;        /* SLO definitions file */
     const char *queues;      /* comma-separated queue names (also discovered) */
+    const char *drills;      /* folder of drill files (samples/drills) */
     const char *log_level;
     unsigned long poll_ms;
     unsigned long agent_timeout_ms;
@@ -56,6 +57,7 @@ struct server {
     struct http_server *http;
     struct events *events; /* SSE hub (own lock) */
     struct fleet *fleet;   /* poller (own lock) */
+    struct drills *drills; /* chaos drills (own lock) */
     uint64_t started_ms;
     atomic_bool stopping;
     /* counters for /metrics */
@@ -109,6 +111,13 @@ bool events_subscribe(struct events *e, struct http_resp *resp);
 unsigned events_viewers(struct events *e);
 
 /* ---- api.c ------------------------------------------------------------------------------ */
+/* A call to an agent's admin API (admin "host:port") or any sluice HTTP API (base URL), with
+ * the fleet's admin token; body borrowed (may be NULL), *answer the JSON answer (answer may
+ * be NULL). The HTTP status, 0 when there was no answer. */
+long server_agent_call(struct server *s, const char *admin, const char *method, const char *path,
+                       const json_t *body, json_t **answer);
+long server_url_call(struct server *s, const char *base, const char *method, const char *path,
+                     const json_t *body, json_t **answer);
 int api_start(struct server *s, char err[256]);
 void api_stop(struct server *s);
 

@@ -547,6 +547,17 @@ static void act_detail(struct model *m)
     snprintf(m->dlg_target, sizeof(m->dlg_target), "%s", key);
 }
 
+static void act_drill_start(struct model *m)
+{
+    const char *name;
+    if (!mutation_allowed(m) || !need_selection(m, &name))
+        return;
+    char title[192];
+    snprintf(title, sizeof(title), "Start the drill %s? It injects real faults.", name);
+    open_dialog(m, MODE_CONFIRM, CMD_DRILL_START, name, title,
+                "type the drill's name and Enter to confirm, Esc to cancel", name);
+}
+
 static void act_abort_all(struct model *m)
 {
     if (mutation_allowed(m))
@@ -625,6 +636,7 @@ static const struct binding bindings[] = {
     {'f', SCR_FLEET, act_faults},       {'e', SCR_LIMITS, act_edit},
     {'s', SCR_LIMITS, act_shadow},      {'R', SCR_LIMITS, act_rollback},
     {'p', SCR_CACHE, act_purge},        {'A', SCR_DRILLS, act_abort_all},
+    {'S', SCR_DRILLS, act_drill_start},
 };
 
 /* ---- the dialogs' keys ------------------------------------------------------------------------------ */

@@ -270,14 +270,24 @@ static void event_row(struct row *r, const json_t *e)
     set(r, 3, NAN, COLOR_DEFAULT, "%s", str(e, "target"));
 }
 
-static const struct col drill_cols[] = {{"DRILL", 24, false}, {"STATE", 12, false},
+static const struct col drill_cols[] = {{"DRILL", 24, false}, {"LAST RUN", 12, false},
                                         {"DESCRIPTION", 0, false}};
 
-static void drill_row(struct row *r, const json_t *d)
+/* A drill and its latest run (running, passed, failed, aborted). */
+static void drill_row(struct row *r, const json_t *d, const json_t *runs)
 {
+    const char *state = "-";
+    size_t i;
+    json_t *run;
+    json_array_foreach(runs, i, run) /* newest first */
+        if (!strcmp(str(run, "drill"), str(d, "name"))) {
+            state = !strcmp(str(run, "state"), "running") ? "running" : str(run, "verdict");
+            break;
+        }
     snprintf(r->key, sizeof(r->key), "%s", str(d, "name"));
     set(r, 0, NAN, COLOR_DEFAULT, "%s", str(d, "name"));
-    set(r, 1, NAN, COLOR_DIM, "%s", str(d, "state"));
+    set(r, 1, NAN, !strcmp(state, "running") ? COLOR_WARN : !strcmp(state, "passed") ? COLOR_GOOD
+                   : !strcmp(state, "-") ? COLOR_DIM : COLOR_BAD, "%s", state);
     set(r, 2, NAN, COLOR_DEFAULT, "%s", str(d, "description"));
 }
 
@@ -382,7 +392,7 @@ int screen_rows(const struct model *m, enum screen s, const struct col **cols, i
         break;
     case SCR_DRILLS:
         json_array_foreach(json_object_get(m->doc[DOC_DRILLS], "drills"), i, v)
-            ADD(drill_row, v);
+            ADD(drill_row, v, json_object_get(m->doc[DOC_DRILLS], "runs"));
         break;
     case SCR_EVENTS:
         json_array_foreach(json_object_get(m->doc[DOC_AUDIT], "records"), i, v)

@@ -18,7 +18,7 @@ static const char *const hints[SCR_COUNT] = {
     "/ filter  < > sort  Enter details  ? help  q quit",
     "Enter waterfall  / filter  < > sort  r refresh  ? help  q quit",
     "/ filter  < > sort  ? help  q quit",
-    "A abort all  ? help  q quit",
+    "S start  A abort all  ? help  q quit",
     "/ filter  ? help  q quit",
 };
 
@@ -113,7 +113,7 @@ static void table(const struct model *m, struct canvas *c, int top, int height)
     if (!n)
         canvas_text(c, 1, top + 2,
                     m->screen == SCR_DRILLS
-                        ? "No drills yet: they come with the workshop issue (samples/drills)."
+                        ? "No drills: start sluice-server with --drills samples/drills."
                     : ls->filter[0] ? "Nothing matches the filter (/ to change it, Esc clears)."
                                     : "Nothing to show yet.",
                     0, COLOR_DIM, 0);
@@ -229,7 +229,7 @@ static void help_box(const struct model *m, struct canvas *c)
         ":              command palette         r             refresh now",
         "d u w f        drain, undrain, weight, faults (Fleet)",
         "e s R          edit, shadow, rollback (Limits)   p purge (Cache)",
-        "A              abort every drill (Drills)",
+        "S A            start a drill, abort every drill (Drills)",
         "q / F10        quit                    ? / F1        this help",
         "Dangerous actions ask you to type the target's name first.",
     };

@@ -430,8 +430,10 @@ def test_drills_list_start_abort():
     doc = ok_json("drills", "list", role="viewer")
     assert doc["drills"] == [], doc
     assert ok_table("drills", "list", role="viewer").startswith("no drills")
-    # this server has no drill routes yet: its 404 is exit 1 with a hint
+    # this server runs without --drills: an unknown drill is a 404 (exit 1), a run to abort
+    # too; abort-all has nothing to stop (test_drills.py runs real drills)
     cp = fails(1, "drills", "start", "latency", role="operator")
-    assert "Not Found" in cp.stderr and "no such route" in cp.stderr, cp.stderr
+    assert "no drill has that name" in cp.stderr, cp.stderr
     fails(1, "drills", "abort", "run-1", role="operator")
-    fails(1, "drills", "abort-all", role="operator")
+    doc = ok_json("drills", "abort-all", role="operator")
+    assert doc["aborted"] == 0, doc

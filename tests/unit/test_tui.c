@@ -90,6 +90,13 @@ static const char audit_doc[] =
     "\"action\":\"replica.drain\",\"target\":\"r2\"},{\"id\":\"1-0\",\"at\":\"2026-11-29T19:59:00.000Z\","
     "\"who\":\"key_0123456789ab\",\"action\":\"limits.put\",\"target\":\"links-write\"}]}";
 
+static const char drills_doc[] =
+    "{\"drills\":[{\"name\":\"replica-latency\",\"description\":\"300 ms on one replica\"},"
+    "{\"name\":\"cache-flush\",\"description\":\"a stampede\"}],"
+    "\"runs\":[{\"run\":\"replica-latency-1\",\"drill\":\"replica-latency\",\"state\":\"running\","
+    "\"verdict\":null},{\"run\":\"cache-flush-2\",\"drill\":\"cache-flush\",\"state\":\"finished\","
+    "\"verdict\":\"passed\"}]}";
+
 static json_t *load(const char *text)
 {
     json_t *j = json_loads(text, 0, NULL);
@@ -112,6 +119,7 @@ static void fill(struct model *m, bool readonly)
     model_set_doc(m, DOC_TRACES, load(traces_doc), 1700000020000ULL);
     model_set_doc(m, DOC_QUEUES, load(queues_doc), 1700000020000ULL);
     model_set_doc(m, DOC_AUDIT, load(audit_doc), 1700000020000ULL);
+    model_set_doc(m, DOC_DRILLS, load(drills_doc), 1700000020000ULL);
 }
 
 static char *slurp(const char *path)
