@@ -240,10 +240,11 @@ def test_hit_ratio_over_the_last_seconds():
         p = target("l", cc="max-age=60")
         xc = [a.get(p).headers["x-cache"] for _ in range(4)]
         assert xc == ["MISS", "HIT", "HIT", "HIT"]
-        # windows count complete seconds only (rate.h): poll until this one has closed
+        # windows count complete seconds only (rate.h): poll until every second of the four
+        # lookups has closed (they may straddle a second boundary on a slow machine)
         w = harness.wait_until(
-            lambda: a.stats()["cache"]["hit_ratio_window"]["10s"] is not None
-            and a.stats()["cache"]["hit_ratio_window"], 5, "a completed second")
+            lambda: (lambda w: w["10s"] == 0.75 and w["60s"] == 0.75 and w)(
+                a.stats()["cache"]["hit_ratio_window"]), 5, "the seconds of the lookups closed")
         assert w["10s"] == 0.75 and w["60s"] == 0.75, w
         assert a.stats()["cache"]["hit_ratio"] == 0.75
 
