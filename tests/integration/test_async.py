@@ -186,3 +186,37 @@ def test_control_plane_queue_view_matches_redis():
         assert doc["waiting"] == 7 and doc["counters"]["enqueued"] == stats(q)["enqueued"] == 7, doc
     finally:
         srv.stop()
+
+
+def test_a_410_turns_the_subscription_off_and_delete_removes_it():
+    port, app_port = free_port(), free_port()
+    app = Program("sluice-shortener", ["--listen", f"{LOOPBACK}:{app_port}", "--redis", S.redis.url],
+                  port=app_port, label="async-app-410").start()
+    app.wait_http_ready("/readyz")
+    key = run_program("sluice-shortener", ["keys", "create", "--scopes", "links:read,links:write",
+                                           "--redis", S.redis.url]).stdout.decode().splitlines()[0]
+    auth = {"Authorization": f"Bearer {key}"}
+    base = f"http://{LOOPBACK}:{app_port}"
+    sub = harness.http("POST", base + "/v1/webhooks", auth,
+                       {"url": f"http://{LOOPBACK}:{port}/gone", "events": ["link.created", "link.clicked"]}).json()
+    recv = Program("sluice-webhook-receiver", ["--listen", f"{LOOPBACK}:{port}", "--secret", sub["secret"],
+                                               "--status", "410"], port=port, label="async-receiver-410").start()
+    recv.wait_http_ready("/healthz")
+    w = worker("--allow", "127.0.0.1", label="w-410")
+    try:
+        wait_until(lambda: S.redis.cmd("PUBSUB", "NUMSUB", "sluice:events")[1] >= 1, 10, "the fan-out")
+        r = harness.http("POST", base + "/v1/links", dict(auth, **{"Content-Type": "application/json"}),
+                         {"url": "https://example.com/gone"})
+        assert r.status == 201
+        harness.http("GET", base + "/" + r.json()["code"])  # the first click: a link.clicked milestone
+        wait_until(lambda: harness.http("GET", base + f"/v1/webhooks/{sub['id']}", auth).json()["active"] is False,
+                   15, "the subscription turned off by the receiver's 410")
+        receipts = harness.http("GET", base + f"/v1/webhooks/{sub['id']}/deliveries", auth).json()["deliveries"]
+        assert receipts[-1]["status"] == 410 and "gone" in receipts[-1]["outcome"], receipts
+        assert harness.http("DELETE", base + f"/v1/webhooks/{sub['id']}", auth).status == 204
+        assert harness.http("GET", base + f"/v1/webhooks/{sub['id']}", auth).status == 404
+        assert harness.http("GET", base + "/v1/webhooks", auth).json()["webhooks"] == []
+    finally:
+        w.stop()
+        recv.stop()
+        app.stop()
