@@ -72,20 +72,25 @@ static struct spark *spark_get(struct model *m, const char *id)
     struct spark *s = &m->sparks[m->nsparks++];
     memset(s, 0, sizeof(*s));
     snprintf(s->id, sizeof(s->id), "%s", id);
+    for (int i = 0; i < MODEL_SPARK_LEN; i++)
+        s->v[i] = NAN;
     return s;
 }
 
-static void spark_push(struct spark *s, double v)
+/* One sample per MODEL_SPARK_STEP_MS (snapshots come every second). */
+static void spark_push(struct spark *s, double v, uint64_t now_ms)
 {
-    if (s->n == MODEL_SPARK_LEN)
-        memmove(s->v, s->v + 1, sizeof(s->v[0]) * (MODEL_SPARK_LEN - 1));
-    else
+    if (s->n && now_ms < s->last_ms + MODEL_SPARK_STEP_MS)
+        return;
+    s->last_ms = now_ms;
+    s->v[s->pos] = v;
+    s->pos = (s->pos + 1) % MODEL_SPARK_LEN;
+    if (s->n < MODEL_SPARK_LEN)
         s->n++;
-    s->v[s->n - 1] = v;
 }
 
 /* Each snapshot adds one point per replica (its requests/s, NAN when down). */
-static void feed_sparks(struct model *m, const json_t *fleet)
+static void feed_sparks(struct model *m, const json_t *fleet, uint64_t now_ms)
 {
     size_t i, k;
     json_t *svc, *rep;
@@ -94,7 +99,7 @@ static void feed_sparks(struct model *m, const json_t *fleet)
             struct spark *s = spark_get(m, json_string_value(json_object_get(rep, "id")) ?: "?");
             json_t *rps = json_object_get(rep, "rps");
             if (s)
-                spark_push(s, json_is_number(rps) ? json_number_value(rps) : NAN);
+                spark_push(s, json_is_number(rps) ? json_number_value(rps) : NAN, now_ms);
         }
     }
 }
@@ -109,7 +114,7 @@ void model_set_doc(struct model *m, enum doc d, json_t *doc, uint64_t now_ms)
     }
     m->now_ms = now_ms;
     if (d == DOC_FLEET && doc)
-        feed_sparks(m, doc);
+        feed_sparks(m, doc, now_ms);
     json_decref(m->doc[d]);
     m->doc[d] = doc;
     int n = row_count(m, m->screen); /* the selection stays on a row that exists */

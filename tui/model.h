@@ -84,7 +84,8 @@ struct model_cmd {
 
 #define MODEL_CMDS_MAX 16
 #define MODEL_SPARKS_MAX 512
-#define MODEL_SPARK_LEN 60
+#define MODEL_SPARK_LEN 30      /* samples shown: one every MODEL_SPARK_STEP_MS, a minute */
+#define MODEL_SPARK_STEP_MS 2000
 #define FORM_FIELDS_MAX 12
 
 struct list_state {
@@ -98,10 +99,15 @@ struct list_state {
     regex_t re;
 };
 
+/* The last minute of one replica as a sweep (an oscilloscope's trace, not a scroll): slot
+ * `pos` is overwritten next and drawn as a gap, so each new sample changes two cells of the
+ * screen instead of shifting all of them (the terminal gets a few bytes per row per frame). */
 struct spark {
     char id[128];
-    double v[MODEL_SPARK_LEN]; /* requests/s, oldest first */
-    int n;
+    double v[MODEL_SPARK_LEN]; /* requests/s by slot; NAN: none yet */
+    int n;                     /* slots filled */
+    int pos;                   /* the slot written next */
+    uint64_t last_ms;          /* when the last sample was taken */
     uint64_t marker_ms; /* a drill or action on this replica (drawn on the sparkline) */
 };
 

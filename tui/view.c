@@ -74,6 +74,17 @@ static int col_width(const struct col *cols, int i, int shown, const int *x, int
     return i == shown - 1 || !cols[i].width ? width - x[i] : cols[i].width;
 }
 
+/* A replica's last minute in slot order (model.h struct spark): the slot written next is
+ * a gap, so the eye finds "now" and only two cells change per sample. */
+static void sweep(struct canvas *c, int x, int y, int width, const struct spark *s)
+{
+    double v[MODEL_SPARK_LEN];
+    int n = width < MODEL_SPARK_LEN ? width : MODEL_SPARK_LEN;
+    for (int i = 0; i < n; i++)
+        v[i] = i == s->pos ? NAN : s->v[i];
+    canvas_sparkline(c, x, y, n, v, n, COLOR_GOOD);
+}
+
 static void table(const struct model *m, struct canvas *c, int top, int height)
 {
     static struct row rows[ROWS_MAX];
@@ -100,8 +111,7 @@ static void table(const struct model *m, struct canvas *c, int top, int height)
             int w = col_width(cols, i, shown, x, c->w);
             uint8_t attr = rows[r].total ? CANVAS_BOLD : 0;
             if (m->screen == SCR_FLEET && i == ncols - 1 && rows[r].spark)
-                canvas_sparkline(c, x[i], y, w < 30 ? w : 30, rows[r].spark->v, rows[r].spark->n,
-                                 COLOR_GOOD);
+                sweep(c, x[i], y, w, rows[r].spark);
             else if (cols[i].numeric)
                 canvas_text_right(c, x[i], y, w, rows[r].cell[i], rows[r].color[i], attr);
             else
