@@ -88,13 +88,19 @@ $(TUI_LIB): $(TUI_SRC:%.c=$(OBJDIR)/%.o)
 $(OBJDIR)/tui/term_curses.o: ALL_CFLAGS += $(CURSES_CFLAGS)
 
 PROGRAMS := $(BINDIR)/sluice-shortener $(BINDIR)/sluice-agent $(BINDIR)/sluice-server $(BINDIR)/sluice \
-	$(BINDIR)/sluice-worker $(BINDIR)/sluice-webhook-receiver
+	$(BINDIR)/sluice-worker $(BINDIR)/sluice-webhook-receiver $(BINDIR)/sluice-loadgen
 
 WORKER_SRC := $(wildcard worker/*.c)
 $(BINDIR)/sluice-worker: $(WORKER_SRC:%.c=$(OBJDIR)/%.o) $(SHORTENER_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(WORKER_SRC:%.c=$(OBJDIR)/%.o) $(SHORTENER_LIB) $(SHARED_LIB) $(LDLIBS)
+
+LOADGEN_SRC := $(wildcard loadgen/*.c)
+$(BINDIR)/sluice-loadgen: $(LOADGEN_SRC:%.c=$(OBJDIR)/%.o) $(SHARED_LIB)
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(ALL_LDFLAGS) -o $@ $(LOADGEN_SRC:%.c=$(OBJDIR)/%.o) $(SHARED_LIB) $(LDLIBS)
 
 $(BINDIR)/sluice: $(OBJDIR)/tui/main.o $(TUI_LIB) $(SHARED_LIB)
 	@mkdir -p $(dir $@)
@@ -207,6 +213,7 @@ bench: programs
 	$(Q)bench/gateway.sh "$(BINDIR)"
 	$(Q)bench/controlplane.sh "$(BINDIR)"
 	$(Q)bench/tui.sh "$(BINDIR)"
+	$(Q)bench/queue.sh "$(BINDIR)"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
