@@ -37,6 +37,13 @@ static void set(struct row *r, int c, double sortv, uint8_t color, const char *f
     r->color[c] = color;
 }
 
+/* Two significant figures for rates and latencies at a glance: what an operator reads, and
+ * fewer digits that change every second (fewer bytes to the terminal). */
+static int prec2(double v)
+{
+    return fabs(v) >= 10 ? 0 : 1;
+}
+
 /* A number with a format, or "-" when unknown. */
 static void setn(struct row *r, int c, double v, int prec, const char *unit, double scale,
                  uint8_t color)
@@ -89,11 +96,11 @@ static void fleet_row(const struct model *m, struct row *r, const json_t *rep, c
     else
         set(r, F_STATE, NAN, state_color(state), "%s", state);
     setn(r, F_W, num(rep, "weight"), 0, "", 1, COLOR_DEFAULT);
-    setn(r, F_RPS, num(rep, "rps"), 1, "", 1, COLOR_DEFAULT);
+    setn(r, F_RPS, num(rep, "rps"), prec2(num(rep, "rps")), "", 1, COLOR_DEFAULT);
     double err = num(rep, "error_ratio");
     setn(r, F_ERR, err, 1, "", 100, err > 0.01 ? COLOR_BAD : err > 0 ? COLOR_WARN : COLOR_DEFAULT);
-    setn(r, F_P50, num(rep, "p50_ms"), 1, "", 1, COLOR_DEFAULT);
-    setn(r, F_P99, num(rep, "p99_ms"), 1, "", 1, COLOR_DEFAULT);
+    setn(r, F_P50, num(rep, "p50_ms"), prec2(num(rep, "p50_ms")), "", 1, COLOR_DEFAULT);
+    setn(r, F_P99, num(rep, "p99_ms"), prec2(num(rep, "p99_ms")), "", 1, COLOR_DEFAULT);
     setn(r, F_INFL, infl, 0, "", 1, COLOR_DEFAULT);
     setn(r, F_HIT, num(rep, "cache_hit_ratio"), 0, "", 100, COLOR_DEFAULT);
     double lim = num(rep, "limited_per_s");
@@ -109,10 +116,10 @@ static void fleet_total(struct row *r, const json_t *svc)
     r->total = true;
     set(r, F_ID, NAN, COLOR_INFO, "%s", str(svc, "name"));
     set(r, F_STATE, NAN, COLOR_INFO, "total %.0f/%.0f up", num(t, "replicas_up"), num(t, "replicas"));
-    setn(r, F_RPS, num(t, "rps"), 1, "", 1, COLOR_INFO);
+    setn(r, F_RPS, num(t, "rps"), prec2(num(t, "rps")), "", 1, COLOR_INFO);
     setn(r, F_ERR, num(t, "error_ratio"), 1, "", 100, COLOR_INFO);
-    setn(r, F_P50, num(t, "p50_ms"), 1, "", 1, COLOR_INFO);
-    setn(r, F_P99, num(t, "p99_ms"), 1, "", 1, COLOR_INFO);
+    setn(r, F_P50, num(t, "p50_ms"), prec2(num(t, "p50_ms")), "", 1, COLOR_INFO);
+    setn(r, F_P99, num(t, "p99_ms"), prec2(num(t, "p99_ms")), "", 1, COLOR_INFO);
     setn(r, F_INFL, num(t, "in_flight"), 0, "", 1, COLOR_INFO);
     setn(r, F_HIT, num(t, "cache_hit_ratio"), 0, "", 100, COLOR_INFO);
     setn(r, F_429, num(t, "limited_per_s"), 1, "", 1, COLOR_INFO);
