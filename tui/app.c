@@ -35,7 +35,7 @@
 #define REFRESH_MS 2000
 
 struct msg {
-    enum { MSG_DOC, MSG_CONN, MSG_DONE } kind;
+    enum { MSG_DOC, MSG_CONN, MSG_DONE, MSG_DRILL } kind;
     enum doc doc;
     json_t *json;      /* MSG_DOC: the document; MSG_DONE: the problem, if any */
     bool up;           /* MSG_CONN */
@@ -102,6 +102,12 @@ static void sse_line(struct sse *s, const char *l, size_t n)
         json_t *doc = json_loadb(l + 6, n - 6, 0, NULL);
         if (doc) {
             struct msg m = {.kind = MSG_DOC, .doc = DOC_FLEET, .json = doc};
+            post(s->a, &m);
+        }
+    } else if (n >= 6 && !strncmp(l, "data: ", 6) && !strcmp(s->event, "drill")) {
+        json_t *ev = json_loadb(l + 6, n - 6, 0, NULL);
+        if (ev) {
+            struct msg m = {.kind = MSG_DRILL, .json = ev};
             post(s->a, &m);
         }
     } else if (n >= 6 && !strncmp(l, "data: ", 6) && !strcmp(s->event, "audit")) {
@@ -337,11 +343,13 @@ static bool drain_inbox(struct app *a, struct model *m)
             model_set_doc(m, g->doc, g->json, now);
         else if (g->kind == MSG_CONN)
             model_set_connected(m, g->up, g->text);
+        else if (g->kind == MSG_DRILL)
+            model_drill_event(m, g->json);
         else if (g->cmd.kind == CMD_REFRESH && g->ok)
             model_key(m, 0); /* nothing: an audit event; the worker refetches on its own */
         else
             model_cmd_done(m, &g->cmd, g->ok, g->text, g->json);
-        if (g->kind == MSG_DONE)
+        if (g->kind == MSG_DONE || g->kind == MSG_DRILL)
             json_decref(g->json);
     }
     return n > 0;

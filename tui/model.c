@@ -84,6 +84,7 @@ static void spark_push(struct spark *s, double v, uint64_t now_ms)
         return;
     s->last_ms = now_ms;
     s->v[s->pos] = v;
+    s->mark[s->pos] = false;
     s->pos = (s->pos + 1) % MODEL_SPARK_LEN;
     if (s->n < MODEL_SPARK_LEN)
         s->n++;
@@ -121,6 +122,22 @@ void model_set_doc(struct model *m, enum doc d, json_t *doc, uint64_t now_ms)
     struct list_state *ls = &m->list[m->screen];
     if (ls->sel >= n)
         ls->sel = n ? n - 1 : 0;
+}
+
+void model_drill_event(struct model *m, const json_t *ev)
+{
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(ev, "replicas"), i, r) {
+        const char *id = json_string_value(json_object_get(r, "replica"));
+        for (int k = 0; id && k < m->nsparks; k++)
+            if (!strcmp(m->sparks[k].id, id))
+                m->sparks[k].mark[(m->sparks[k].pos + MODEL_SPARK_LEN - 1) % MODEL_SPARK_LEN] = true;
+    }
+    const char *kind = json_string_value(json_object_get(ev, "kind"));
+    if (kind && !strcmp(kind, "end"))
+        status(m, false, "drill %s: %s", json_string_value(json_object_get(ev, "run")) ?: "?",
+               json_string_value(json_object_get(ev, "verdict")) ?: "ended");
 }
 
 void model_set_connected(struct model *m, bool up, const char *msg)
@@ -216,8 +233,8 @@ void model_cmd_done(struct model *m, const struct model_cmd *c, bool ok, const c
         if (c->kind == CMD_LIMIT_PUT && m->mode == MODE_FORM)
             m->mode = MODE_NORMAL;
         for (int i = 0; i < m->nsparks; i++)
-            if (!strcmp(m->sparks[i].id, c->target))
-                m->sparks[i].marker_ms = m->now_ms;
+            if (!strcmp(m->sparks[i].id, c->target)) /* the latest sample's slot */
+                m->sparks[i].mark[(m->sparks[i].pos + MODEL_SPARK_LEN - 1) % MODEL_SPARK_LEN] = true;
         return;
     }
     status(m, true, "%s %s failed: %s", cmd_verb(c->kind), c->target, msg ? msg : "?");

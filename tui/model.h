@@ -108,7 +108,7 @@ struct spark {
     int n;                     /* slots filled */
     int pos;                   /* the slot written next */
     uint64_t last_ms;          /* when the last sample was taken */
-    uint64_t marker_ms; /* a drill or action on this replica (drawn on the sparkline) */
+    bool mark[MODEL_SPARK_LEN]; /* a drill step or an action happened in this slot */
 };
 
 struct form_field {
@@ -167,6 +167,9 @@ int model_take_cmds(struct model *m, struct model_cmd *out, int cap);
  * a limit validation problem (errors array) is shown in the form. */
 void model_cmd_done(struct model *m, const struct model_cmd *c, bool ok, const char *msg,
                     const json_t *problem);
+/* A drill event from the stream ({"kind":"step", "replicas":[{"replica"}...]}): the
+ * replicas it touched get a marker on their sweep (drawn in the accent colour). */
+void model_drill_event(struct model *m, const json_t *ev);
 /* Which documents the current screen wants refreshed. */
 bool model_wants(const struct model *m, enum doc d);
 const char *screen_name(enum screen s);

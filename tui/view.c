@@ -83,6 +83,9 @@ static void sweep(struct canvas *c, int x, int y, int width, const struct spark 
     for (int i = 0; i < n; i++)
         v[i] = i == s->pos ? NAN : s->v[i];
     canvas_sparkline(c, x, y, n, v, n, COLOR_GOOD);
+    for (int i = 0; i < n; i++) /* drill steps and actions: markers on the trace */
+        if (s->mark[i])
+            canvas_paint(c, x + i, y, 1, COLOR_ACCENT, CANVAS_BOLD);
 }
 
 static void table(const struct model *m, struct canvas *c, int top, int height)

@@ -308,6 +308,23 @@ static void test_readonly_offers_no_actions_and_mono_keeps_text(void **state)
     model_release(&m);
 }
 
+static void test_drill_steps_mark_the_sweep(void **state)
+{
+    (void)state;
+    static struct model m;
+    fill(&m, false);
+    json_t *ev = load("{\"kind\":\"step\",\"run\":\"replica-latency-1\",\"replicas\":"
+                      "[{\"replica\":\"r2\",\"status\":200}]}");
+    model_drill_event(&m, ev);
+    json_decref(ev);
+    render(&m, 200, 60, "drill-marker", true);
+    ev = load("{\"kind\":\"end\",\"run\":\"replica-latency-1\",\"verdict\":\"passed\"}");
+    model_drill_event(&m, ev);
+    json_decref(ev);
+    assert_string_equal(m.status, "drill replica-latency-1: passed");
+    model_release(&m);
+}
+
 static void test_waterfall_help_palette_and_disconnected(void **state)
 {
     (void)state;
@@ -346,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_limit_form_preview_and_server_errors),
         cmocka_unit_test(test_readonly_offers_no_actions_and_mono_keeps_text),
         cmocka_unit_test(test_waterfall_help_palette_and_disconnected),
+        cmocka_unit_test(test_drill_steps_mark_the_sweep),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
