@@ -90,15 +90,9 @@ def teardown_module():
                 os.kill(int(pid), 9)
             except ProcessLookupError:
                 pass
-        if S.server:
-            S.server.stop()
-        for a in S.agents:
-            a.prog.stop()
+    finally:  # the programs and Redis are the harness's: run.py stops them after the module
         if S.up:
             S.up.stop()
-    finally:
-        if S.redis:
-            S.redis.stop()
 
 
 def test_fleet_screen_shows_every_replica_live():
