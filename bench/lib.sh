@@ -72,3 +72,59 @@ measure() {
 	[ -z "$helper" ] || printf ' (%s with helper)' "$R_CPU2_US"
 	printf '  p50 %s p99 %s\n' "$R_P50" "$R_P99"
 }
+
+# stop_pid PID [SECONDS] — TERM one process this script started, wait for it (KILL after
+# the deadline, 10 s), take it off BENCH_PIDS; its exit status in STOP_RC.
+stop_pid() {
+	local pid=$1 deadline=$((SECONDS + ${2:-10})) p keep=()
+	kill -TERM "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
+		if [ $SECONDS -ge $deadline ]; then
+			echo "bench: pid $pid still running after SIGTERM: SIGKILL" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.05
+	done
+	STOP_RC=0
+	wait "$pid" 2>/dev/null || STOP_RC=$?
+	for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+	BENCH_PIDS=("${keep[@]}")
+}
+
+# start_redis — a redis-server of the benchmark's own on a free port, no persistence; sets
+# redis_port and redis_pid (in BENCH_PIDS).
+start_redis() {
+	redis_port=$(free_port)
+	redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$BENCH_TMP" >"$BENCH_TMP/redis.log" 2>&1 &
+	redis_pid=$!
+	BENCH_PIDS+=("$redis_pid")
+	local deadline=$((SECONDS + 10))
+	until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
+		[ $SECONDS -lt $deadline ] || { echo "bench: redis did not start" >&2; cat "$BENCH_TMP/redis.log" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+
+# capture_stats_template BINDIR FILE — a realistic agent stats body: a real sluice-agent in
+# front of a dead upstream after 50 requests on five routes (for bench/fake_agents.py).
+capture_stats_template() {
+	local bindir=$1 out=$2 ag_port adm_port ag_pid i path
+	ag_port=$(free_port)
+	adm_port=$(free_port)
+	"$bindir/sluice-agent" --upstream 127.0.0.1:9 --listen "127.0.0.1:$ag_port" \
+		--admin "127.0.0.1:$adm_port" --workers 1 --log-level warn 2>"$BENCH_TMP/agent.log" &
+	ag_pid=$!
+	BENCH_PIDS+=("$ag_pid")
+	wait_http "http://127.0.0.1:$adm_port/v1/stats"
+	for i in $(seq 1 50); do
+		case $((i % 5)) in
+		0) path=/v1/links/abc$i ;; 1) path=/r/xyz$i ;; 2) path=/v1/links ;;
+		3) path=/v1/users/$i/links ;; 4) path=/healthz ;;
+		esac
+		curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$ag_port$path" || true
+	done
+	curl -fsS --max-time 5 -o "$out" "http://127.0.0.1:$adm_port/v1/stats"
+	stop_pid "$ag_pid"
+}

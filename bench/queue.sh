@@ -78,15 +78,6 @@ rate() { awk -v n="$1" -v ns="$2" 'BEGIN {printf "%.0f\n", n * 1e9 / ns}'; }
 # "name calls" per command from INFO commandstats
 cmdstats() { rcli info commandstats | tr -d '\r' | sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),.*/\1 \2/p'; }
 
-# stop_pid PID: TERM, wait, and forget it
-stop_pid() {
-	kill -TERM "$1" 2>/dev/null || true
-	wait "$1" 2>/dev/null || true
-	local keep=() p
-	for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-	BENCH_PIDS=("${keep[@]}")
-}
-
 # rb CONNS [-r K] CMD... → ops/s of redis-benchmark; redis-server CPU ticks in RB_TICKS
 rb() {
 	local conns=$1 out t0 t1

@@ -62,24 +62,6 @@ trap tui_cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# stop_pid PID [SECONDS] — TERM one process this script started, wait for it (KILL after
-# the deadline, 10 s), take it off BENCH_PIDS; its exit status in STOP_RC.
-stop_pid() {
-	local pid=$1 deadline=$((SECONDS + ${2:-10})) p keep=()
-	kill -TERM "$pid" 2>/dev/null || true
-	while kill -0 "$pid" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ]; do
-		if [ $SECONDS -ge $deadline ]; then
-			echo "bench: pid $pid still running after SIGTERM: SIGKILL" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-			break
-		fi
-		sleep 0.05
-	done
-	STOP_RC=0
-	wait "$pid" 2>/dev/null || STOP_RC=$?
-	for p in "${BENCH_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
-	BENCH_PIDS=("${keep[@]}")
-}
 
 now_ns() { date +%s%N; }
 fsize() { stat -c %s "$1" 2>/dev/null || echo 0; }
@@ -90,35 +72,9 @@ median_max() {
 		printf "%d %d\n", m, v[NR] }'
 }
 
-# --- a Redis of its own -------------------------------------------------------------------
-redis_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-	--dir "$BENCH_TMP" >"$BENCH_TMP/redis.log" 2>&1 &
-redis_pid=$!
-BENCH_PIDS+=("$redis_pid")
-deadline=$((SECONDS + 10))
-until redis-cli -p "$redis_port" ping >/dev/null 2>&1; do
-	[ $SECONDS -lt $deadline ] || { echo "bench: redis did not start" >&2; cat "$BENCH_TMP/redis.log" >&2; exit 1; }
-	sleep 0.05
-done
-
-# --- a realistic stats body: a real agent after some traffic -----------------------------
-ag_port=$(free_port)
-adm_port=$(free_port)
-"$bindir/sluice-agent" --upstream 127.0.0.1:9 --listen "127.0.0.1:$ag_port" \
-	--admin "127.0.0.1:$adm_port" --workers 1 --log-level warn 2>"$BENCH_TMP/agent.log" &
-ag_pid=$!
-BENCH_PIDS+=("$ag_pid")
-wait_http "http://127.0.0.1:$adm_port/v1/stats"
-for i in $(seq 1 50); do
-	case $((i % 5)) in
-	0) path=/v1/links/abc$i ;; 1) path=/r/xyz$i ;; 2) path=/v1/links ;;
-	3) path=/v1/users/$i/links ;; 4) path=/healthz ;;
-	esac
-	curl -s -o /dev/null --max-time 2 "http://127.0.0.1:$ag_port$path" || true
-done
-curl -fsS --max-time 5 -o "$BENCH_TMP/stats_template.json" "http://127.0.0.1:$adm_port/v1/stats"
-stop_pid "$ag_pid"
+# --- a Redis of its own, and a realistic stats body from a real agent ----------------------
+start_redis
+capture_stats_template "$bindir" "$BENCH_TMP/stats_template.json"
 
 # --- the fleet ------------------------------------------------------------------------------
 python3 bench/fake_agents.py --template "$BENCH_TMP/stats_template.json" \
