@@ -128,3 +128,35 @@ capture_stats_template() {
 	curl -fsS --max-time 5 -o "$out" "http://127.0.0.1:$adm_port/v1/stats"
 	stop_pid "$ag_pid"
 }
+
+# start_server BINDIR — sluice-server (--no-auth, 1 s polls) on the benchmark's Redis; sets
+# sv_port, sv_url, sv_pid; exits with what was seen (metrics, its log) if it does not come up.
+start_server() {
+	sv_port=$(free_port)
+	sv_url=http://127.0.0.1:$sv_port
+	"$1/sluice-server" --listen "127.0.0.1:$sv_port" --redis "redis://127.0.0.1:$redis_port" \
+		--no-auth --poll-ms 1000 --log-level info 2>"$BENCH_TMP/server.log" &
+	sv_pid=$!
+	BENCH_PIDS+=("$sv_pid")
+	local deadline=$((SECONDS + 10))
+	until curl -fsS -o /dev/null --max-time 1 "$sv_url/healthz" 2>/dev/null; do
+		kill -0 "$sv_pid" 2>/dev/null || server_failed "sluice-server exited at start"
+		[ $SECONDS -lt $deadline ] || server_failed "GET /healthz did not answer in 10 s"
+		sleep 0.05
+	done
+}
+
+server_failed() { # server_failed WHAT — what was seen, then exit 1
+	local rc
+	echo "bench: $1" >&2
+	if kill -0 "$sv_pid" 2>/dev/null; then
+		echo "--- /metrics (sluice_server_*):" >&2
+		curl -sS --max-time 2 "$sv_url/metrics" | grep '^sluice_server_' >&2 || true
+	else
+		wait "$sv_pid" && rc=0 || rc=$?
+		echo "--- sluice-server exited, status $rc" >&2
+	fi
+	echo "--- server log (last 40 lines of $(wc -l <"$BENCH_TMP/server.log")):" >&2
+	tail -n 40 "$BENCH_TMP/server.log" >&2
+	exit 1
+}

@@ -93,33 +93,7 @@ until grep -q "^ready $n\$" "$BENCH_TMP/fake.out" 2>/dev/null; do
 done
 
 # --- the server -----------------------------------------------------------------------------
-sv_port=$(free_port)
-sv_url=http://127.0.0.1:$sv_port
-"$bindir/sluice-server" --listen "127.0.0.1:$sv_port" --redis "redis://127.0.0.1:$redis_port" \
-	--no-auth --poll-ms 1000 --log-level info 2>"$BENCH_TMP/server.log" &
-sv_pid=$!
-BENCH_PIDS+=("$sv_pid")
-
-server_failed() { # server_failed WHAT — what was seen, then exit 1
-	echo "bench: $1" >&2
-	if kill -0 "$sv_pid" 2>/dev/null; then
-		echo "--- /metrics (sluice_server_*):" >&2
-		curl -sS --max-time 2 "$sv_url/metrics" | grep '^sluice_server_' >&2 || true
-	else
-		wait "$sv_pid" && rc=0 || rc=$?
-		echo "--- sluice-server exited, status $rc" >&2
-	fi
-	echo "--- server log (last 40 lines of $(wc -l <"$BENCH_TMP/server.log")):" >&2
-	tail -n 40 "$BENCH_TMP/server.log" >&2
-	exit 1
-}
-
-deadline=$((SECONDS + 10))
-until curl -fsS -o /dev/null --max-time 1 "$sv_url/healthz" 2>/dev/null; do
-	kill -0 "$sv_pid" 2>/dev/null || server_failed "sluice-server exited at start"
-	[ $SECONDS -lt $deadline ] || server_failed "GET /healthz did not answer in 10 s"
-	sleep 0.05
-done
+start_server "$bindir"
 
 sweeps() { # sluice_server_sweeps_total
 	curl -fsS --max-time 2 "$sv_url/metrics" | awk '$1 == "sluice_server_sweeps_total" {s = $2} END {printf "%d\n", s}'
