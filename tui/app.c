@@ -401,6 +401,8 @@ int app_run(const struct app_opts *o)
         return 2;
     static struct model m;
     model_init(&m, o->readonly || viewer, o->mono);
+    if (o->refresh_ms)
+        m.refresh_ms = o->refresh_ms;
     int w, h;
     term_size(t, &w, &h);
     struct canvas *c = canvas_new(w, h);

@@ -13,6 +13,7 @@ struct app_opts {
     bool mono;          /* --mono or NO_COLOR */
     bool mouse;         /* opt-in mouse */
     unsigned poll_ms;   /* -d MS: poll /v1/fleet instead of following /v1/events */
+    unsigned refresh_ms; /* how often the tables' numbers move (0: 2000); states at once */
 };
 
 /* Runs until q/F10; the terminal is restored. Exit code: 0, 2 (no terminal), 4 (the

@@ -26,7 +26,7 @@ int main(int argc, char **argv)
         return rc;
     }
     struct app_opts o = {0};
-    unsigned long poll_ms = 0;
+    unsigned long poll_ms = 0, refresh_ms = 2000;
     bool readonly = false, mono = false, mouse = false;
     const struct flag table[] = {
         {"server", FLAG_STRING, &o.server, "URL", "the control plane (http://127.0.0.1:7700)", 0, 0,
@@ -37,6 +37,8 @@ int main(int argc, char **argv)
         {"mouse", FLAG_BOOL, &mouse, NULL, "mouse clicks and wheel", 0, 0, NULL},
         {"d", FLAG_UINT, &poll_ms, "MS", "poll every MS instead of following the event stream", 100,
          60000, NULL},
+        {"refresh-ms", FLAG_UINT, &refresh_ms, "MS",
+         "how often the numbers move (2000); state changes show at once", 250, 60000, NULL},
         {0},
     };
     if (flags_wants(argc, argv, "--help") || flags_wants(argc, argv, "-h")) {
@@ -66,6 +68,7 @@ int main(int argc, char **argv)
     o.mono = mono || (getenv("NO_COLOR") && *getenv("NO_COLOR"));
     o.mouse = mouse;
     o.poll_ms = (unsigned)poll_ms;
+    o.refresh_ms = (unsigned)refresh_ms;
     int rc = app_run(&o);
     curl_global_cleanup();
     return rc;

@@ -30,6 +30,7 @@ void model_init(struct model *m, bool readonly, bool mono)
     snprintf(m->conn_msg, sizeof(m->conn_msg), "connecting");
     for (int s = 0; s < SCR_COUNT; s++)
         m->list[s].sort_col = -1;
+    m->refresh_ms = MODEL_REFRESH_MS_DEFAULT;
 }
 
 static void filter_free(struct list_state *ls)
@@ -44,6 +45,7 @@ void model_release(struct model *m)
     for (int d = 0; d < DOC_COUNT; d++)
         json_decref(m->doc[d]);
     json_decref(m->frozen_fleet);
+    json_decref(m->shown_fleet);
     for (int s = 0; s < SCR_COUNT; s++)
         filter_free(&m->list[s]);
     memset(m->doc, 0, sizeof(m->doc));
@@ -107,6 +109,42 @@ static void feed_sparks(struct model *m, const json_t *fleet, uint64_t now_ms)
 
 static int row_count(const struct model *m, enum screen s);
 
+/* "id=state/up;..." of every replica: a change shows at once. */
+static void states_of(const json_t *fleet, char *out, size_t cap)
+{
+    size_t i, k, len = 0;
+    json_t *svc, *rep;
+    out[0] = '\0';
+    json_array_foreach(json_object_get(fleet, "services"), i, svc) {
+        json_array_foreach(json_object_get(svc, "replicas"), k, rep) {
+            int n = snprintf(out + len, cap - len, "%s=%s/%d;",
+                             json_string_value(json_object_get(rep, "id")) ?: "",
+                             json_string_value(json_object_get(rep, "state")) ?: "",
+                             json_is_true(json_object_get(rep, "up")));
+            if (n < 0 || (size_t)n >= cap - len)
+                return;
+            len += (size_t)n;
+        }
+    }
+}
+
+/* The tables follow the newest snapshot every refresh_ms, and at once on a state change. */
+static void renew_shown(struct model *m, uint64_t now_ms)
+{
+    static char a[65536], b[65536];
+    bool due = !m->shown_fleet || now_ms >= m->shown_ms + m->refresh_ms || now_ms < m->shown_ms;
+    if (!due) {
+        states_of(m->shown_fleet, a, sizeof(a));
+        states_of(m->doc[DOC_FLEET], b, sizeof(b));
+        due = strcmp(a, b) != 0;
+    }
+    if (due) {
+        json_decref(m->shown_fleet);
+        m->shown_fleet = json_incref(m->doc[DOC_FLEET]);
+        m->shown_ms = now_ms;
+    }
+}
+
 void model_set_doc(struct model *m, enum doc d, json_t *doc, uint64_t now_ms)
 {
     if ((unsigned)d >= DOC_COUNT) {
@@ -118,6 +156,8 @@ void model_set_doc(struct model *m, enum doc d, json_t *doc, uint64_t now_ms)
         feed_sparks(m, doc, now_ms);
     json_decref(m->doc[d]);
     m->doc[d] = doc;
+    if (d == DOC_FLEET)
+        renew_shown(m, now_ms);
     int n = row_count(m, m->screen); /* the selection stays on a row that exists */
     struct list_state *ls = &m->list[m->screen];
     if (ls->sel >= n)

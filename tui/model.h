@@ -83,6 +83,7 @@ struct model_cmd {
 };
 
 #define MODEL_CMDS_MAX 16
+#define MODEL_REFRESH_MS_DEFAULT 2000 /* how often the tables' numbers move (--refresh-ms) */
 #define MODEL_SPARKS_MAX 512
 #define MODEL_SPARK_LEN 30      /* samples shown: one every MODEL_SPARK_STEP_MS, a minute */
 #define MODEL_SPARK_STEP_MS 2000
@@ -130,6 +131,11 @@ struct model {
     uint64_t now_ms;
     json_t *doc[DOC_COUNT]; /* owned; NULL until fetched */
     json_t *frozen_fleet;   /* the fleet shown while paused */
+    json_t *shown_fleet;    /* the fleet the tables show: renewed every refresh_ms, or at
+                             * once when a replica's state changes (k9s' 2 s rhythm for
+                             * numbers, no delay for what an operator must act on) */
+    uint64_t shown_ms;
+    unsigned refresh_ms;
     struct list_state list[SCR_COUNT];
     struct spark sparks[MODEL_SPARKS_MAX];
     int nsparks;

@@ -127,7 +127,9 @@ static void fleet_total(struct row *r, const json_t *svc)
 
 static const json_t *fleet_doc(const struct model *m)
 {
-    return m->paused && m->frozen_fleet ? m->frozen_fleet : m->doc[DOC_FLEET];
+    return m->paused && m->frozen_fleet ? m->frozen_fleet
+           : m->shown_fleet                ? m->shown_fleet
+                                           : m->doc[DOC_FLEET];
 }
 
 /* ---- Limits ------------------------------------------------------------------------------- */

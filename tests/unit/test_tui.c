@@ -325,6 +325,36 @@ static void test_drill_steps_mark_the_sweep(void **state)
     model_release(&m);
 }
 
+static void test_numbers_move_every_refresh_but_states_at_once(void **state)
+{
+    (void)state;
+    static struct model m;
+    static struct row rows[ROWS_MAX];
+    const struct col *cols;
+    int ncols;
+    char doc[8192];
+    model_init(&m, false, false);
+    snprintf(doc, sizeof(doc), FLEET_DOC, 10);
+    model_set_doc(&m, DOC_FLEET, load(doc), 1000);
+    snprintf(doc, sizeof(doc), FLEET_DOC, 20);
+    model_set_doc(&m, DOC_FLEET, load(doc), 2000); /* 1 s later: the numbers hold */
+    screen_rows(&m, SCR_FLEET, &cols, &ncols, rows, ROWS_MAX);
+    assert_string_equal(rows[0].cell[2], "10");
+    model_set_doc(&m, DOC_FLEET, load(doc), 3000); /* refresh_ms (2 s) after: they move */
+    screen_rows(&m, SCR_FLEET, &cols, &ncols, rows, ROWS_MAX);
+    assert_string_equal(rows[0].cell[2], "20");
+    /* r1 goes down 0.5 s later: shown at once, whatever the rhythm */
+    char *down = strdup(doc);
+    char *p = strstr(down, "\"state\":\"serving\",\"up\":true");
+    assert_non_null(p);
+    memcpy(p, "\"state\":\"drained\",\"up\":true", strlen("\"state\":\"drained\",\"up\":true"));
+    model_set_doc(&m, DOC_FLEET, load(down), 3500);
+    free(down);
+    screen_rows(&m, SCR_FLEET, &cols, &ncols, rows, ROWS_MAX);
+    assert_string_equal(rows[0].cell[1], "drained");
+    model_release(&m);
+}
+
 static void test_waterfall_help_palette_and_disconnected(void **state)
 {
     (void)state;
@@ -364,6 +394,7 @@ int main(void)
         cmocka_unit_test(test_readonly_offers_no_actions_and_mono_keeps_text),
         cmocka_unit_test(test_waterfall_help_palette_and_disconnected),
         cmocka_unit_test(test_drill_steps_mark_the_sweep),
+        cmocka_unit_test(test_numbers_move_every_refresh_but_states_at_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
