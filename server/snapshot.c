@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "err.h"
+#include "jscan.h"
 
 #define NELEM(a)   (sizeof(a) / sizeof((a)[0]))
 #define CLASSES    6
@@ -108,7 +109,20 @@ static void counts_of(const struct traffic *t, uint64_t threshold_us, struct win
 
 /* ---- parsing /v1/stats ------------------------------------------------------------------ */
 
-/* Paths in messages are prefixes ending in '.' ("routes[3]."), or "" for the root. */
+/* The body is walked once with jscan, nothing allocated but the routes array: a thousand
+ * agents a second made a jansson tree of each body the control plane's largest cost. Paths
+ * in messages are prefixes ending in '.' ("routes[3]."), or "" for the root. A null member
+ * is an absent one: "this agent did not send it". Members read here that come twice: the
+ * last one counts. */
+#define KEY_MAX 128 /* longer keys are nobody's member; route names are bounded below it */
+
+struct reader {
+    struct jscan js;
+    char *err;
+    char key[KEY_MAX];
+    size_t klen;
+};
+
 static int fail(char *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 static int fail(char *err, const char *fmt, ...)
@@ -120,307 +134,495 @@ static int fail(char *err, const char *fmt, ...)
     return SL_EPARSE;
 }
 
-/* The member, or NULL when absent or null: both mean "this agent did not send it". */
-static const json_t *member(const json_t *obj, const char *key)
+/* rc from a jscan call: a syntax error becomes the message; others are the caller's. */
+static int syntax(struct reader *r)
 {
-    const json_t *v = json_object_get(obj, key);
-    return v && !json_is_null(v) ? v : NULL;
+    return fail(r->err, "%s", jscan_error(&r->js));
 }
 
-static int get_u64(const json_t *obj, const char *key, uint64_t *out, const char *path, char *err)
+/* The next member of the current object: 1 (its key in r->key), 0 at the end, or the
+ * syntax error. */
+static int next_member(struct reader *r)
 {
-    const json_t *v = member(obj, key);
-    if (!v)
+    int more = jscan_member(&r->js, r->key, sizeof(r->key), &r->klen);
+    return more < 0 ? syntax(r) : more;
+}
+
+static bool is_key(const struct reader *r, const char *name)
+{
+    return r->klen < sizeof(r->key) && strcmp(r->key, name) == 0;
+}
+
+static int skip(struct reader *r)
+{
+    return jscan_skip(&r->js) ? syntax(r) : SL_OK;
+}
+
+static int get_u64(struct reader *r, uint64_t *out, const char *path)
+{
+    int64_t v;
+    if (jscan_null(&r->js))
         return SL_OK;
-    if (!json_is_integer(v) || json_integer_value(v) < 0)
-        return fail(err, "%s%s: must be a non-negative integer", path, key);
-    *out = (uint64_t)json_integer_value(v);
+    int rc = jscan_int(&r->js, &v);
+    if (rc == SL_EPARSE)
+        return syntax(r);
+    if (rc || v < 0)
+        return fail(r->err, "%s%s: must be a non-negative integer", path, r->key);
+    *out = (uint64_t)v;
     return SL_OK;
 }
 
+/* The member is one of f[]'s keys: read it into its place (1 when it was one, else 0). */
 struct u64_field {
     const char *key;
     uint64_t *out;
 };
 
-static int get_u64_fields(const json_t *obj, const struct u64_field *f, size_t n, const char *path,
-                          char *err)
+static int get_u64_field(struct reader *r, const struct u64_field *f, size_t n, const char *path,
+                         int *rc)
 {
-    int rc = SL_OK;
-    for (size_t i = 0; rc == SL_OK && i < n; i++)
-        rc = get_u64(obj, f[i].key, f[i].out, path, err);
-    return rc;
+    for (size_t i = 0; i < n; i++)
+        if (is_key(r, f[i].key)) {
+            *rc = get_u64(r, f[i].out, path);
+            return 1;
+        }
+    return 0;
 }
 
-static int get_str(const json_t *obj, const char *key, char *buf, size_t size, const char *path,
-                   char *err)
+/* A string into buf (size with the NUL); *sent false when null. */
+static int get_str(struct reader *r, char *buf, size_t size, const char *path, bool *sent)
 {
-    const json_t *v = member(obj, key);
-    if (!v)
+    size_t len;
+    if (sent)
+        *sent = false;
+    if (jscan_null(&r->js))
         return SL_OK;
-    if (!json_is_string(v))
-        return fail(err, "%s%s: must be a string", path, key);
-    if (json_string_length(v) >= size)
-        return fail(err, "%s%s: longer than %zu bytes", path, key, size - 1);
-    memcpy(buf, json_string_value(v), json_string_length(v) + 1);
+    int rc = jscan_string(&r->js, buf, size, &len);
+    if (rc == SL_EPARSE)
+        return syntax(r);
+    if (rc)
+        return fail(r->err, "%s%s: must be a string", path, r->key);
+    if (len >= size)
+        return fail(r->err, "%s%s: longer than %zu bytes", path, r->key, size - 1);
+    if (sent)
+        *sent = true;
     return SL_OK;
 }
 
 /* A string that must be one of names[0..n). */
-static int get_enum(const json_t *obj, const char *key, const char *const *names, size_t n,
-                    int *out, char *err)
+static int get_enum(struct reader *r, const char *const *names, size_t n, int *out)
 {
-    const json_t *v = member(obj, key);
-    if (!v)
+    char v[SAMPLE_ID_MAX];
+    size_t len;
+    if (jscan_null(&r->js))
         return SL_OK;
-    if (!json_is_string(v))
-        return fail(err, "%s: must be a string", key);
-    for (size_t i = 0; i < n; i++) {
-        if (strcmp(json_string_value(v), names[i]) == 0) {
+    int rc = jscan_string(&r->js, v, sizeof(v), &len);
+    if (rc == SL_EPARSE)
+        return syntax(r);
+    if (rc)
+        return fail(r->err, "%s: must be a string", r->key);
+    for (size_t i = 0; len < sizeof(v) && i < n; i++)
+        if (strcmp(v, names[i]) == 0) {
             *out = (int)i;
             return SL_OK;
         }
-    }
-    return fail(err, "%s: unknown value \"%.32s\"", key, json_string_value(v));
+    return fail(r->err, "%s: unknown value \"%.32s\"", r->key, v);
 }
 
-/* *out = the member if it is an object (NULL if not sent); wrong type is an error. */
-static int get_obj(const json_t *obj, const char *key, const json_t **out, const char *path,
-                   char *err)
+/* Enters the member's object: 1 if entered, 0 if null; a wrong type is an error. */
+static int open_obj(struct reader *r, const char *path)
 {
-    *out = member(obj, key);
-    if (*out && !json_is_object(*out))
-        return fail(err, "%s%s: must be an object", path, key);
-    return SL_OK;
+    if (jscan_null(&r->js))
+        return 0;
+    int rc = jscan_object(&r->js);
+    if (rc == SL_EPARSE)
+        return syntax(r);
+    return rc ? fail(r->err, "%s%s: must be an object", path, r->key) : 1;
 }
 
-static int get_array(const json_t *obj, const char *key, const json_t **out, const char *path,
-                     char *err)
+static int open_array(struct reader *r, const char *path)
 {
-    *out = member(obj, key);
-    if (*out && !json_is_array(*out))
-        return fail(err, "%s%s: must be an array", path, key);
-    return SL_OK;
+    if (jscan_null(&r->js))
+        return 0;
+    int rc = jscan_array(&r->js);
+    if (rc == SL_EPARSE)
+        return syntax(r);
+    return rc ? fail(r->err, "%s%s: must be an array", path, r->key) : 1;
+}
+
+/* One [index, count] pair; SL_EINVAL when it is not one (the caller's message). */
+static int bucket_pair(struct reader *r, int64_t *idx, int64_t *count)
+{
+    int rc = jscan_array(&r->js);
+    if (!rc && (rc = jscan_element(&r->js)) == 1)
+        rc = jscan_int(&r->js, idx);
+    else if (rc == 0)
+        rc = SL_EINVAL;
+    if (!rc && (rc = jscan_element(&r->js)) == 1)
+        rc = jscan_int(&r->js, count);
+    else if (rc == 0)
+        rc = SL_EINVAL;
+    if (!rc && (rc = jscan_element(&r->js)) == 1)
+        rc = SL_EINVAL;
+    if (r->js.failed)
+        return SL_EPARSE;
+    return rc || *idx < 0 || *count < 0 ? SL_EINVAL : SL_OK;
 }
 
 /* [[index, count], ...] with strictly ascending indices; *total = the sum of the counts. */
-static int parse_buckets(const json_t *list, struct histogram *h, uint64_t *total, const char *path,
-                         char *err)
+static int parse_buckets(struct reader *r, struct histogram *h, uint64_t *total, const char *path)
 {
-    size_t i, last = 0;
-    const json_t *pair;
+    int more, rc = open_array(r, path);
+    histogram_reset(h);
     *total = 0;
-    json_array_foreach(list, i, pair)
-    {
-        const json_t *ji = json_array_get(pair, 0), *jc = json_array_get(pair, 1);
-        if (!json_is_array(pair) || json_array_size(pair) != 2 || !json_is_integer(ji) ||
-            !json_is_integer(jc) || json_integer_value(ji) < 0 || json_integer_value(jc) < 0)
-            return fail(err, "%sbuckets[%zu]: must be [index, count]", path, i);
-        uint64_t idx = (uint64_t)json_integer_value(ji), count = (uint64_t)json_integer_value(jc);
-        if (i > 0 && idx <= last)
-            return fail(err, "%sbuckets[%zu]: indices must ascend", path, i);
-        if (idx >= HISTOGRAM_BUCKETS || count > UINT64_MAX - *total ||
-            histogram_add_bucket(h, (size_t)idx, count) != SL_OK)
-            return fail(err, "%sbuckets[%zu]: out of range", path, i);
-        *total += count;
-        last = (size_t)idx;
+    if (rc <= 0)
+        return rc;
+    uint64_t last = 0;
+    for (size_t i = 0; (more = jscan_element(&r->js)) == 1; i++) {
+        int64_t idx, count;
+        rc = bucket_pair(r, &idx, &count);
+        if (rc == SL_EPARSE)
+            return syntax(r);
+        if (rc)
+            return fail(r->err, "%sbuckets[%zu]: must be [index, count]", path, i);
+        if (i > 0 && (uint64_t)idx <= last)
+            return fail(r->err, "%sbuckets[%zu]: indices must ascend", path, i);
+        if ((uint64_t)idx >= HISTOGRAM_BUCKETS || (uint64_t)count > UINT64_MAX - *total ||
+            histogram_add_bucket(h, (size_t)idx, (uint64_t)count) != SL_OK)
+            return fail(r->err, "%sbuckets[%zu]: out of range", path, i);
+        *total += (uint64_t)count;
+        last = (uint64_t)idx;
     }
-    return SL_OK;
+    return more < 0 ? syntax(r) : SL_OK;
+}
+
+/* A string member that, when sent, must be exactly want. */
+static int get_fixed(struct reader *r, const char *want, const char *msg)
+{
+    char v[32];
+    size_t len;
+    if (jscan_null(&r->js))
+        return SL_OK;
+    int rc = jscan_string(&r->js, v, sizeof(v), &len);
+    if (rc == SL_EPARSE)
+        return syntax(r);
+    return rc || len >= sizeof(v) || strcmp(v, want) ? fail(r->err, "%s", msg) : SL_OK;
 }
 
 /* The sparse form agent/stats.c writes: {"layout", "unit", "count", "sum", "min", "max",
- * "buckets"}. */
-static int parse_histogram(const json_t *o, struct histogram *h, const char *path, char *err)
+ * "buckets"}. A missing count is the buckets' sum. */
+static int parse_histogram(struct reader *r, struct histogram *h, const char *path)
 {
-    const json_t *layout = member(o, "layout"), *unit = member(o, "unit"), *buckets;
-    if (layout && (!json_is_string(layout) || strcmp(json_string_value(layout), HISTOGRAM_LAYOUT)))
-        return fail(err, "%slayout: only \"%s\" is understood", path, HISTOGRAM_LAYOUT);
-    if (unit && (!json_is_string(unit) || strcmp(json_string_value(unit), "us")))
-        return fail(err, "%sunit: only \"us\" is understood", path);
-    uint64_t total = 0, count, sum = 0, min = 0, max = 0;
-    int rc = get_array(o, "buckets", &buckets, path, err);
-    if (!rc && buckets)
-        rc = parse_buckets(buckets, h, &total, path, err);
-    count = total;
-    const struct u64_field f[] = {{"count", &count}, {"sum", &sum}, {"min", &min}, {"max", &max}};
-    if (!rc)
-        rc = get_u64_fields(o, f, NELEM(f), path, err);
-    if (!rc && count != total)
-        rc = fail(err, "%scount: %" PRIu64 " but the buckets hold %" PRIu64, path, count, total);
-    if (!rc)
-        histogram_merge_totals(h, count, sum, min, max);
-    return rc;
-}
-
-/* What agent/stats.c stats_route_json writes, of it what the fleet view needs. */
-static int parse_traffic(const json_t *o, struct traffic *t, const char *path, char *err)
-{
-    static const char *const classes[CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-    const json_t *status = NULL, *hist = NULL;
-    char sub[64];
-    int rc = get_u64(o, "requests", &t->requests, path, err);
-    if (!rc)
-        rc = get_obj(o, "status", &status, path, err);
-    snprintf(sub, sizeof(sub), "%sstatus.", path);
-    for (int c = 0; !rc && status && c < CLASSES; c++)
-        rc = get_u64(status, classes[c], &t->by_class[c], sub, err);
-    if (!rc)
-        rc = get_obj(o, "latency_histogram", &hist, path, err);
-    snprintf(sub, sizeof(sub), "%slatency_histogram.", path);
-    if (!rc && hist)
-        rc = parse_histogram(hist, &t->latency_us, sub, err);
-    return rc;
-}
-
-static int parse_route(const json_t *o, const char *name, struct route_traffic *r, size_t i,
-                       char *err)
-{
-    char path[32];
-    snprintf(path, sizeof(path), "routes[%zu].", i);
-    if (!json_is_object(o))
-        return fail(err, "routes[%zu]: must be an object", i);
-    if (!name && !member(o, "route"))
-        return fail(err, "%sroute: missing", path);
-    if (name && strlen(name) >= sizeof(r->name))
-        return fail(err, "routes[%zu]: name longer than %zu bytes", i, sizeof(r->name) - 1);
-    if (name)
-        memcpy(r->name, name, strlen(name) + 1);
-    int rc = name ? SL_OK : get_str(o, "route", r->name, sizeof(r->name), path, err);
-    return rc ? rc : parse_traffic(o, &r->t, path, err);
-}
-
-/* "routes": the agent's [{..., "route": name}, ...] or {name: {...}, ...}. */
-static int parse_routes(const json_t *root, struct agent_sample *s, char *err)
-{
-    const json_t *routes = member(root, "routes"), *o;
-    if (!routes)
-        return SL_OK;
-    if (!json_is_array(routes) && !json_is_object(routes))
-        return fail(err, "routes: must be an array or an object");
-    size_t n = json_is_array(routes) ? json_array_size(routes) : json_object_size(routes);
-    size_t keep = n < SAMPLE_ROUTES_MAX ? n : SAMPLE_ROUTES_MAX, i;
-    if (keep && !(s->routes = calloc(keep, sizeof(*s->routes)))) {
-        snprintf(err, SNAPSHOT_ERR_MAX, "out of memory");
-        return SL_ENOMEM;
+    uint64_t total = 0, count = 0, sum = 0, min = 0, max = 0;
+    bool have_count = false;
+    char msg[SNAPSHOT_ERR_MAX];
+    int more, rc = SL_OK;
+    while (!rc && (more = next_member(r)) == 1) {
+        if (is_key(r, "layout")) {
+            snprintf(msg, sizeof(msg), "%slayout: only \"%s\" is understood", path,
+                     HISTOGRAM_LAYOUT);
+            rc = get_fixed(r, HISTOGRAM_LAYOUT, msg);
+        } else if (is_key(r, "unit")) {
+            snprintf(msg, sizeof(msg), "%sunit: only \"us\" is understood", path);
+            rc = get_fixed(r, "us", msg);
+        } else if (is_key(r, "buckets")) {
+            rc = parse_buckets(r, h, &total, path);
+        } else if (is_key(r, "count")) {
+            have_count = !jscan_null(&r->js);
+            rc = have_count ? get_u64(r, &count, path) : SL_OK;
+        } else {
+            const struct u64_field f[] = {{"sum", &sum}, {"min", &min}, {"max", &max}};
+            if (!get_u64_field(r, f, NELEM(f), path, &rc))
+                rc = skip(r);
+        }
     }
-    s->routes_dropped = (unsigned)(n - keep);
-    int rc = SL_OK;
-    const char *name;
-    if (json_is_array(routes)) {
-        for (i = 0; rc == SL_OK && i < keep; i++)
-            rc = parse_route(json_array_get(routes, i), NULL, &s->routes[i], i, err);
-        s->nroutes = (unsigned)i;
+    if (rc || (rc = more) < 0)
         return rc;
-    }
-    i = 0; /* jansson's object iteration takes a non-const object; it does not modify it */
-    json_object_foreach((json_t *)routes, name, o)
-    {
-        if (rc != SL_OK || i == keep)
-            break;
-        rc = parse_route(o, name, &s->routes[i], i, err);
-        i++;
-    }
-    s->nroutes = (unsigned)i;
-    return rc;
-}
-
-static int parse_identity(const json_t *root, struct agent_identity *who, char *err)
-{
-    int role = REPLICA_SIDECAR, state = REPLICA_SERVING;
-    uint64_t weight = 100;
-    snprintf(who->service, sizeof(who->service), "default");
-    if (!member(root, "id"))
-        return fail(err, "id: missing");
-    int rc = get_str(root, "id", who->id, sizeof(who->id), "", err);
-    if (!rc && !who->id[0])
-        rc = fail(err, "id: must not be empty");
-    if (!rc)
-        rc = get_str(root, "service", who->service, sizeof(who->service), "", err);
-    if (!rc)
-        rc = get_str(root, "version", who->version, sizeof(who->version), "", err);
-    if (!rc)
-        rc = get_enum(root, "role", role_names, NELEM(role_names), &role, err);
-    if (!rc) /* an agent never says "down": only the poller knows that */
-        rc = get_enum(root, "state", state_names, REPLICA_DOWN, &state, err);
-    if (!rc)
-        rc = get_u64(root, "weight", &weight, "", err);
-    if (!rc && weight > 100)
-        rc = fail(err, "weight: must be 0..100");
-    if (!rc)
-        rc = get_u64(root, "policy_version", &who->policy_version, "", err);
-    who->role = (enum replica_role)role;
-    who->state = (enum replica_state)state;
-    who->weight = (unsigned)weight;
-    return rc;
-}
-
-/* agent/respcache.c respcache_stats_json; {"enabled": false} without a cache. */
-static int parse_cache(const json_t *root, struct sample_cache *c, char *err)
-{
-    static const char *const windows[3] = {"1s", "10s", "60s"};
-    const json_t *o, *win = NULL, *enabled;
-    int rc = get_obj(root, "cache", &o, "", err);
-    if (rc || !o)
-        return rc;
-    enabled = member(o, "enabled");
-    if (enabled && !json_is_boolean(enabled))
-        return fail(err, "cache.enabled: must be a boolean");
-    c->enabled = enabled ? json_is_true(enabled) : member(o, "hits") != NULL;
-    const struct u64_field f[] = {
-        {"hits", &c->hits},           {"misses", &c->misses},           {"stale", &c->stale},
-        {"evictions", &c->evictions}, {"expirations", &c->expirations}, {"entries", &c->entries},
-        {"bytes", &c->bytes},
-    };
-    rc = get_u64_fields(o, f, NELEM(f), "cache.", err);
-    if (!rc)
-        rc = get_obj(o, "hit_ratio_window", &win, "cache.", err);
-    for (int i = 0; !rc && win && i < 3; i++) {
-        const json_t *v = member(win, windows[i]);
-        if (v && !json_is_number(v))
-            rc = fail(err, "cache.hit_ratio_window.%s: must be a number", windows[i]);
-        else if (v)
-            c->hit_ratio_window[i] = json_number_value(v);
-    }
-    return rc;
-}
-
-/* agent/limiter.c limits_stats_json, summed over the policies. */
-static int parse_limiter(const json_t *root, struct agent_sample *s, char *err)
-{
-    const json_t *o, *list = NULL, *p;
-    size_t i;
-    int rc = get_obj(root, "limiter", &o, "", err);
-    if (!rc && o)
-        rc = get_array(o, "policies", &list, "limiter.", err);
-    if (rc || !list)
-        return rc;
-    json_array_foreach(list, i, p)
-    {
-        char path[48];
-        uint64_t allowed = 0, limited = 0;
-        snprintf(path, sizeof(path), "limiter.policies[%zu].", i);
-        if (!json_is_object(p))
-            return fail(err, "limiter.policies[%zu]: must be an object", i);
-        const struct u64_field f[] = {{"allowed", &allowed}, {"limited", &limited}};
-        if ((rc = get_u64_fields(p, f, NELEM(f), path, err)) != SL_OK)
-            return rc;
-        s->limiter_allowed += allowed;
-        s->limiter_limited += limited;
-    }
+    if (have_count && count != total)
+        return fail(r->err, "%scount: %" PRIu64 " but the buckets hold %" PRIu64, path, count,
+                    total);
+    histogram_merge_totals(h, total, sum, min, max);
     return SL_OK;
 }
 
-static int parse_drain(const json_t *root, struct sample_drain *d, char *err)
+static int parse_status(struct reader *r, struct traffic *t, const char *path)
 {
-    const json_t *o;
-    int rc = get_obj(root, "drain", &o, "", err);
-    if (rc || !o)
+    static const char *const classes[CLASSES] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    char sub[64];
+    int more, rc = open_obj(r, path);
+    if (rc <= 0)
         return rc;
+    rc = SL_OK;
+    snprintf(sub, sizeof(sub), "%sstatus.", path);
+    while (!rc && (more = next_member(r)) == 1) {
+        const struct u64_field f[CLASSES] = {
+            {classes[0], &t->by_class[0]}, {classes[1], &t->by_class[1]},
+            {classes[2], &t->by_class[2]}, {classes[3], &t->by_class[3]},
+            {classes[4], &t->by_class[4]}, {classes[5], &t->by_class[5]},
+        };
+        if (!get_u64_field(r, f, CLASSES, sub, &rc))
+            rc = skip(r);
+    }
+    return rc ? rc : more;
+}
+
+/* What agent/stats.c stats_route_json writes, of it what the fleet view needs; the
+ * object is entered. name: also read "route" (the array form), *named when it was sent. */
+static int parse_traffic(struct reader *r, struct traffic *t, const char *path, char *name,
+                         size_t name_size, bool *named)
+{
+    char sub[64];
+    int more, rc = SL_OK;
+    while (!rc && (more = next_member(r)) == 1) {
+        if (is_key(r, "requests")) {
+            rc = get_u64(r, &t->requests, path);
+        } else if (is_key(r, "status")) {
+            rc = parse_status(r, t, path);
+        } else if (is_key(r, "latency_histogram")) {
+            snprintf(sub, sizeof(sub), "%slatency_histogram.", path);
+            histogram_reset(&t->latency_us);
+            if ((rc = open_obj(r, path)) > 0)
+                rc = parse_histogram(r, &t->latency_us, sub);
+        } else if (name && is_key(r, "route")) {
+            rc = get_str(r, name, name_size, path, named);
+        } else {
+            rc = skip(r);
+        }
+    }
+    return rc ? rc : more;
+}
+
+/* The next route of the list into *rt: i its position; name NULL for the array form. */
+static int parse_route(struct reader *r, const char *name, size_t name_len,
+                       struct route_traffic *rt, size_t i)
+{
+    char path[32];
+    snprintf(path, sizeof(path), "routes[%zu].", i);
+    if (name && name_len >= sizeof(rt->name))
+        return fail(r->err, "routes[%zu]: name longer than %zu bytes", i, sizeof(rt->name) - 1);
+    int rc = jscan_object(&r->js);
+    if (rc == SL_EPARSE)
+        return syntax(r);
+    if (rc)
+        return fail(r->err, "routes[%zu]: must be an object", i);
+    bool named = name != NULL;
+    if (name)
+        memcpy(rt->name, name, name_len + 1);
+    rc = parse_traffic(r, &rt->t, path, name ? NULL : rt->name, sizeof(rt->name), &named);
+    if (!rc && !named)
+        rc = fail(r->err, "%sroute: missing", path);
+    return rc;
+}
+
+/* One more route slot (zeroed), growing the array; NULL past the bound or out of memory. */
+static struct route_traffic *route_slot(struct agent_sample *s, unsigned *cap, int *rc)
+{
+    if (s->nroutes == SAMPLE_ROUTES_MAX)
+        return NULL;
+    if (s->nroutes == *cap) {
+        unsigned ncap = *cap ? *cap * 2 : 4;
+        ncap = ncap < SAMPLE_ROUTES_MAX ? ncap : SAMPLE_ROUTES_MAX;
+        struct route_traffic *grown = realloc(s->routes, ncap * sizeof(*grown));
+        if (!grown) {
+            *rc = SL_ENOMEM;
+            return NULL;
+        }
+        memset(grown + *cap, 0, (ncap - *cap) * sizeof(*grown));
+        s->routes = grown;
+        *cap = ncap;
+    }
+    return &s->routes[s->nroutes++];
+}
+
+/* "routes": the agent's [{..., "route": name}, ...] or {name: {...}, ...}. Routes past
+ * SAMPLE_ROUTES_MAX are counted in routes_dropped and not read. */
+static int parse_routes(struct reader *r, struct agent_sample *s)
+{
+    enum jscan_type t = jscan_peek(&r->js);
+    if (jscan_null(&r->js))
+        return SL_OK;
+    if (t != JSCAN_ARRAY && t != JSCAN_OBJECT) {
+        if (t == JSCAN_NONE)
+            return skip(r);
+        return fail(r->err, "routes: must be an array or an object");
+    }
+    free(s->routes); /* a second "routes" replaces the first */
+    s->routes = NULL;
+    s->nroutes = s->routes_dropped = 0;
+    unsigned cap = 0;
+    int more, rc = t == JSCAN_ARRAY ? jscan_array(&r->js) : jscan_object(&r->js);
+    for (size_t i = 0; !rc; i++) {
+        char name[KEY_MAX];
+        size_t name_len = 0;
+        if (t == JSCAN_ARRAY)
+            more = jscan_element(&r->js);
+        else
+            more = jscan_member(&r->js, name, sizeof(name), &name_len);
+        if (more <= 0)
+            return more < 0 ? syntax(r) : SL_OK;
+        struct route_traffic *rt = route_slot(s, &cap, &rc);
+        if (rc) {
+            snprintf(r->err, SNAPSHOT_ERR_MAX, "out of memory");
+            return rc;
+        }
+        if (!rt) {
+            s->routes_dropped++;
+            rc = skip(r);
+        } else {
+            rc = parse_route(r, t == JSCAN_OBJECT ? name : NULL, name_len, rt, i);
+        }
+    }
+    return rc;
+}
+
+/* The agent's identity members; 1 if the member was one of them. */
+static int parse_identity_member(struct reader *r, struct agent_identity *who, bool *have_id,
+                                 int *rc)
+{
+    int v;
+    uint64_t n;
+    if (is_key(r, "id")) {
+        *rc = get_str(r, who->id, sizeof(who->id), "", have_id);
+        if (!*rc && *have_id && !who->id[0])
+            *rc = fail(r->err, "id: must not be empty");
+    } else if (is_key(r, "service")) {
+        *rc = get_str(r, who->service, sizeof(who->service), "", NULL);
+    } else if (is_key(r, "version")) {
+        *rc = get_str(r, who->version, sizeof(who->version), "", NULL);
+    } else if (is_key(r, "role")) {
+        v = (int)who->role;
+        *rc = get_enum(r, role_names, NELEM(role_names), &v);
+        who->role = (enum replica_role)v;
+    } else if (is_key(r, "state")) { /* an agent never says "down": only the poller knows */
+        v = (int)who->state;
+        *rc = get_enum(r, state_names, REPLICA_DOWN, &v);
+        who->state = (enum replica_state)v;
+    } else if (is_key(r, "weight")) {
+        n = who->weight;
+        *rc = get_u64(r, &n, "");
+        if (!*rc && n > 100)
+            *rc = fail(r->err, "weight: must be 0..100");
+        who->weight = (unsigned)n;
+    } else if (is_key(r, "policy_version")) {
+        *rc = get_u64(r, &who->policy_version, "");
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* agent/respcache.c respcache_stats_json; {"enabled": false} without a cache. Without
+ * "enabled", a cache that sends its hits is on. */
+static int parse_cache(struct reader *r, struct sample_cache *c)
+{
+    static const char *const windows[3] = {"1s", "10s", "60s"};
+    int more, rc = open_obj(r, "");
+    bool have_enabled = false, have_hits = false;
+    if (rc <= 0)
+        return rc;
+    rc = SL_OK;
+    while (!rc && (more = next_member(r)) == 1) {
+        const struct u64_field f[] = {
+            {"misses", &c->misses},
+            {"stale", &c->stale},         {"evictions", &c->evictions},
+            {"expirations", &c->expirations}, {"entries", &c->entries},
+            {"bytes", &c->bytes},
+        };
+        if (is_key(r, "enabled")) {
+            have_enabled = !jscan_null(&r->js);
+            rc = have_enabled ? jscan_bool(&r->js, &c->enabled) : SL_OK;
+            if (rc == SL_EPARSE)
+                rc = syntax(r);
+            else if (rc)
+                rc = fail(r->err, "cache.enabled: must be a boolean");
+        } else if (is_key(r, "hit_ratio_window")) {
+            int in = open_obj(r, "cache.");
+            rc = in < 0 ? in : SL_OK;
+            while (!rc && in > 0 && (in = next_member(r)) == 1) {
+                int w = 0;
+                while (w < 3 && !is_key(r, windows[w]))
+                    w++;
+                if (w == 3 || jscan_null(&r->js)) {
+                    rc = w == 3 ? skip(r) : SL_OK;
+                    continue;
+                }
+                rc = jscan_double(&r->js, &c->hit_ratio_window[w]);
+                if (rc == SL_EPARSE)
+                    rc = syntax(r);
+                else if (rc)
+                    rc = fail(r->err, "cache.hit_ratio_window.%s: must be a number", windows[w]);
+            }
+            if (!rc && in < 0)
+                rc = in;
+        } else if (is_key(r, "hits")) {
+            have_hits = jscan_peek(&r->js) != JSCAN_NULL;
+            rc = get_u64(r, &c->hits, "cache.");
+        } else if (!get_u64_field(r, f, NELEM(f), "cache.", &rc)) {
+            rc = skip(r);
+        }
+    }
+    if (rc || (rc = more) < 0)
+        return rc;
+    if (!have_enabled)
+        c->enabled = have_hits;
+    return SL_OK;
+}
+
+/* agent/limiter.c limits_stats_json, summed over the policies. */
+static int parse_limiter(struct reader *r, struct agent_sample *s)
+{
+    int more, rc = open_obj(r, "");
+    if (rc <= 0)
+        return rc;
+    rc = SL_OK;
+    while (!rc && (more = next_member(r)) == 1) {
+        if (!is_key(r, "policies")) {
+            rc = skip(r);
+            continue;
+        }
+        int in = open_array(r, "limiter.");
+        rc = in < 0 ? in : SL_OK;
+        s->limiter_allowed = s->limiter_limited = 0;
+        for (size_t i = 0; !rc && in > 0 && (in = jscan_element(&r->js)) == 1; i++) {
+            char path[48];
+            uint64_t allowed = 0, limited = 0;
+            snprintf(path, sizeof(path), "limiter.policies[%zu].", i);
+            int pm = jscan_object(&r->js);
+            if (pm == SL_EPARSE)
+                return syntax(r);
+            if (pm)
+                return fail(r->err, "limiter.policies[%zu]: must be an object", i);
+            while (!rc && (pm = next_member(r)) == 1) {
+                const struct u64_field f[] = {{"allowed", &allowed}, {"limited", &limited}};
+                if (!get_u64_field(r, f, NELEM(f), path, &rc))
+                    rc = skip(r);
+            }
+            if (!rc && pm < 0)
+                rc = pm;
+            s->limiter_allowed += allowed;
+            s->limiter_limited += limited;
+        }
+        if (!rc && in < 0)
+            rc = syntax(r);
+    }
+    return rc ? rc : more;
+}
+
+static int parse_drain(struct reader *r, struct sample_drain *d)
+{
+    int more, rc = open_obj(r, "");
+    if (rc <= 0)
+        return rc;
+    rc = SL_OK;
     d->active = true;
-    const struct u64_field f[] = {{"elapsed_ms", &d->elapsed_ms},
-                                  {"remaining_ms", &d->remaining_ms},
-                                  {"in_flight", &d->in_flight}};
-    return get_u64_fields(o, f, NELEM(f), "drain.", err);
+    while (!rc && (more = next_member(r)) == 1) {
+        const struct u64_field f[] = {{"elapsed_ms", &d->elapsed_ms},
+                                      {"remaining_ms", &d->remaining_ms},
+                                      {"in_flight", &d->in_flight}};
+        if (!get_u64_field(r, f, NELEM(f), "drain.", &rc))
+            rc = skip(r);
+    }
+    return rc ? rc : more;
 }
 
 void agent_sample_init(struct agent_sample *s)
@@ -436,31 +638,58 @@ void agent_sample_release(struct agent_sample *s)
     agent_sample_init(s);
 }
 
-int agent_sample_parse(const json_t *stats, struct agent_sample *out, char err[SNAPSHOT_ERR_MAX])
+static int parse_root(struct reader *r, struct agent_sample *out)
 {
+    bool have_id = false, have_totals = false;
+    int more, rc = jscan_object(&r->js);
+    if (rc)
+        return fail(r->err, "the stats document must be a JSON object");
+    snprintf(out->who.service, sizeof(out->who.service), "default");
+    out->who.weight = 100;
+    while (!rc && (more = next_member(r)) == 1) {
+        const struct u64_field f[] = {{"uptime_s", &out->uptime_s},
+                                      {"in_flight", &out->in_flight}};
+        if (parse_identity_member(r, &out->who, &have_id, &rc) ||
+            get_u64_field(r, f, NELEM(f), "", &rc))
+            continue;
+        if (is_key(r, "totals")) {
+            memset(&out->totals, 0, sizeof(out->totals));
+            if ((rc = open_obj(r, "")) > 0) {
+                have_totals = true;
+                rc = parse_traffic(r, &out->totals, "totals.", NULL, 0, NULL);
+            }
+        } else if (is_key(r, "routes")) {
+            rc = parse_routes(r, out);
+        } else if (is_key(r, "cache")) {
+            rc = parse_cache(r, &out->cache);
+        } else if (is_key(r, "limiter")) {
+            rc = parse_limiter(r, out);
+        } else if (is_key(r, "drain")) {
+            out->drain = (struct sample_drain){0};
+            rc = parse_drain(r, &out->drain);
+        } else {
+            rc = skip(r);
+        }
+    }
+    if (rc || (rc = more) < 0)
+        return rc;
+    if (jscan_finish(&r->js))
+        return syntax(r);
+    if (!have_id)
+        return fail(r->err, "id: missing");
+    for (unsigned i = 0; !have_totals && i < out->nroutes; i++)
+        traffic_add(&out->totals, &out->routes[i].t);
+    return SL_OK;
+}
+
+int agent_sample_parse(const char *text, size_t len, struct agent_sample *out,
+                       char err[SNAPSHOT_ERR_MAX])
+{
+    struct reader r = {.err = err};
     agent_sample_release(out);
     err[0] = '\0';
-    if (!json_is_object(stats))
-        return fail(err, "the stats document must be a JSON object");
-    const json_t *totals = NULL;
-    const struct u64_field f[] = {{"uptime_s", &out->uptime_s}, {"in_flight", &out->in_flight}};
-    int rc = parse_identity(stats, &out->who, err);
-    if (!rc)
-        rc = get_u64_fields(stats, f, NELEM(f), "", err);
-    if (!rc)
-        rc = get_obj(stats, "totals", &totals, "", err);
-    if (!rc && totals)
-        rc = parse_traffic(totals, &out->totals, "totals.", err);
-    if (!rc)
-        rc = parse_routes(stats, out, err);
-    for (unsigned i = 0; !rc && !totals && i < out->nroutes; i++)
-        traffic_add(&out->totals, &out->routes[i].t);
-    if (!rc)
-        rc = parse_cache(stats, &out->cache, err);
-    if (!rc)
-        rc = parse_limiter(stats, out, err);
-    if (!rc)
-        rc = parse_drain(stats, &out->drain, err);
+    jscan_init(&r.js, text, len);
+    int rc = parse_root(&r, out);
     if (rc)
         agent_sample_release(out);
     return rc;
@@ -532,6 +761,7 @@ int replica_view_compute(struct replica_view *out, const struct agent_sample *pr
     out->in_flight = cur->in_flight;
     out->drain = cur->drain;
     out->cache_enabled = cur->cache.enabled;
+    out->cache = cur->cache;
     if (!prev)
         return SL_OK;
     if (cur->nroutes && !(out->routes = calloc(cur->nroutes, sizeof(*out->routes))))
@@ -594,6 +824,7 @@ struct replica_row {
     struct agent_identity who;
     bool up, windowed, restarted, cache_enabled;
     uint64_t in_flight, last_seen_ms, cache_hits, cache_misses;
+    struct sample_cache cache;
     double limited_per_s;
     struct window_summary total;
     struct row_route *routes;
@@ -760,6 +991,7 @@ static int row_new(const struct replica_view *v, bool up, uint64_t last_seen_ms,
     r->windowed = windowed;
     r->restarted = up && v->restarted;
     r->cache_enabled = v->cache_enabled;
+    r->cache = v->cache;
     r->in_flight = v->in_flight;
     r->last_seen_ms = last_seen_ms;
     r->cache_hits = v->cache_hits;
@@ -885,6 +1117,24 @@ static json_t *cache_ratio(bool enabled, uint64_t hits, uint64_t misses)
     return enabled ? number(ratio(hits, hits + misses)) : json_null();
 }
 
+/* The replica's cache as its agent last reported it (the Cache screen); NULL without. */
+static json_t *replica_cache_json(const struct sample_cache *c)
+{
+    static const char *const names[] = {"1s", "10s", "60s"};
+    if (!c->enabled)
+        return NULL;
+    json_t *w = json_object();
+    for (int n = 0; w && n < 3; n++)
+        json_object_set_new(w, names[n], isnan(c->hit_ratio_window[n])
+                                             ? json_null()
+                                             : json_real(c->hit_ratio_window[n]));
+    return json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}", "enabled", 1, "hits",
+                     (json_int_t)c->hits, "misses", (json_int_t)c->misses, "stale",
+                     (json_int_t)c->stale, "evictions", (json_int_t)c->evictions, "expirations",
+                     (json_int_t)c->expirations, "entries", (json_int_t)c->entries, "bytes",
+                     (json_int_t)c->bytes, "hit_ratio_window", w);
+}
+
 static json_t *replica_json(const struct replica_row *r, uint64_t ts_ms)
 {
     json_t *o = json_pack("{s:s, s:s, s:s, s:b, s:i, s:s}", "id", r->who.id, "role",
@@ -913,6 +1163,9 @@ static json_t *replica_json(const struct replica_row *r, uint64_t ts_ms)
     for (unsigned i = 0; i < r->nroutes; i++)
         json_array_append_new(routes, route_json(r->routes[i].name, &r->routes[i].s));
     json_object_set_new(o, "routes", routes);
+    json_t *cache = replica_cache_json(&r->cache);
+    if (cache)
+        json_object_set_new(o, "cache", cache);
     return o;
 }
 

@@ -3,7 +3,7 @@
  * into per-interval rates and percentiles, merged service → replica → route.
  *
  * Data flow. The poller (the I/O shell) fetches each agent's /v1/stats every interval and
- * parses it with agent_sample_parse into a struct agent_sample: counters cumulative since
+ * parses the body's text with agent_sample_parse into a struct agent_sample: counters cumulative since
  * that agent started. Two consecutive samples of one agent and the time between them give
  * a struct replica_view (replica_view_compute): what happened in that interval — request
  * and status-class counts and the latency histogram of exactly the interval's requests
@@ -129,12 +129,16 @@ struct agent_sample {
 
 void agent_sample_init(struct agent_sample *s);
 void agent_sample_release(struct agent_sample *s);
-/* Replace *out with the parse of one /v1/stats document. Accepts "routes" as the agent's
- * array of route objects named by "route" or as an object {name: route}. A member that is
- * absent or null keeps its default; a member of the wrong type or range, a histogram of
- * another layout or unit, or whose "count" disagrees with its buckets, is SL_EPARSE with
- * "path: reason" in err; SL_ENOMEM. On error *out is empty (as after init). */
-int agent_sample_parse(const json_t *stats, struct agent_sample *out, char err[SNAPSHOT_ERR_MAX]);
+/* Replace *out with the parse of one /v1/stats document: len bytes of JSON text, read in
+ * one pass without building a tree (jscan.h); unknown members are skipped, a member sent
+ * twice counts once, the last. Accepts "routes" as the agent's array of route objects
+ * named by "route" or as an object {name: route}. A member that is absent or null keeps
+ * its default; malformed JSON ("offset N: reason"), a member of the wrong type or range, a
+ * histogram of another layout or unit, or whose "count" disagrees with its buckets, is
+ * SL_EPARSE with "path: reason" in err; SL_ENOMEM. On error *out is empty (as after
+ * init). */
+int agent_sample_parse(const char *text, size_t len, struct agent_sample *out,
+                       char err[SNAPSHOT_ERR_MAX]);
 
 /* What one replica did between two polls. */
 struct replica_view {
@@ -142,6 +146,7 @@ struct replica_view {
     uint64_t uptime_s, in_flight;
     struct sample_drain drain;
     bool cache_enabled;
+    struct sample_cache cache; /* the current sample's (counters cumulative, gauges) */
     uint64_t interval_ms; /* 0: no window (first sample); the fields below are then 0 */
     bool restarted;       /* the window is the current sample alone (see Rules) */
     struct traffic totals;
