@@ -42,6 +42,7 @@ static void h_events(struct http_req *req, struct http_resp *resp)
     struct server *s = srv_of(req);
     if (!auth_require(s, req, resp, ROLE_VIEWER, NULL))
         return;
+    fleet_publish_snapshot(s->fleet);
     if (!events_subscribe(s->events, resp))
         http_problem(resp, req, 503, "too-many-viewers", "Service Unavailable",
                      "too many event streams are open; poll GET /v1/fleet instead", NULL);

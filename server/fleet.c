@@ -75,7 +75,10 @@ struct fleet {
     struct server *s;
     pthread_mutex_t lock;
     struct agent_rec *agents; /* AGENTS_MAX */
-    json_t *snapshot;
+    struct snapshot *snap; /* the last sweep's; NULL before the first */
+    unsigned snap_agents, snap_up;
+    json_t *doc;            /* snap rendered when first asked for after the sweep */
+    uint64_t published;     /* the sweep last sent to the SSE viewers */
     struct slo_entry slos[SLOS_MAX];
     struct trace_store *traces;
     struct queue_entry queues[QUEUES_MAX];
@@ -424,15 +427,13 @@ static void on_stats(CURL *easy, CURLcode res, void *arg)
     long code = 0;
     if (res == CURLE_OK)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
-    json_t *doc = code == 200 ? json_loadb(a->body.data, a->body.len, 0, NULL) : NULL;
     struct agent_sample fresh;
     agent_sample_init(&fresh);
     char perr[SNAPSHOT_ERR_MAX];
-    bool ok = doc && agent_sample_parse(doc, &fresh, perr) == SL_OK;
-    if (doc && !ok)
+    bool ok = code == 200 && agent_sample_parse(a->body.data, a->body.len, &fresh, perr) == SL_OK;
+    if (code == 200 && !ok)
         log_event(LOG_WARN, NULL, NULL, "agent stats unreadable", "agent", a->id, "error", perr,
                   NULL);
-    json_decref(doc);
     if (!ok) {
         agent_sample_release(&fresh);
         poll_failed(f, a);
@@ -483,33 +484,32 @@ static void poll_agent(struct fleet *f, struct agent_rec *a)
     }
 }
 
-/* Under the lock: each replica's cache counters and hit-ratio windows (the Cache screen). */
-static void add_cache(struct fleet *f, json_t *doc)
+/* Under the lock: the last sweep as JSON, rendered at most once a sweep and only when
+ * somebody asks (GET /v1/fleet, an SSE viewer, a drill): with nobody watching, a sweep
+ * costs its polls and the merge. NULL before the first sweep or out of memory. */
+static json_t *snapshot_doc(struct fleet *f)
 {
-    size_t i, k;
-    json_t *svc, *rep;
-    json_array_foreach(json_object_get(doc, "services"), i, svc) {
-        json_array_foreach(json_object_get(svc, "replicas"), k, rep) {
-            const struct agent_rec *a = agent_find(f, json_string_value(json_object_get(rep, "id")) ?: "");
-            if (!a || !a->have_cur || !a->cur.cache.enabled)
-                continue;
-            const struct sample_cache *c = &a->cur.cache;
-            json_t *w = json_object();
-            static const char *const names[] = {"1s", "10s", "60s"};
-            for (int n = 0; n < 3; n++)
-                json_object_set_new(w, names[n], isnan(c->hit_ratio_window[n])
-                                                     ? json_null()
-                                                     : json_real(c->hit_ratio_window[n]));
-            json_object_set_new(rep, "cache",
-                                json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:o}",
-                                          "enabled", 1, "hits", (json_int_t)c->hits, "misses",
-                                          (json_int_t)c->misses, "stale", (json_int_t)c->stale,
-                                          "evictions", (json_int_t)c->evictions, "expirations",
-                                          (json_int_t)c->expirations, "entries",
-                                          (json_int_t)c->entries, "bytes", (json_int_t)c->bytes,
-                                          "hit_ratio_window", w));
-        }
+    if (f->doc || !f->snap)
+        return f->doc;
+    f->doc = snapshot_json(f->snap);
+    if (f->doc) {
+        json_object_set_new(f->doc, "agents", json_integer(f->snap_agents));
+        json_object_set_new(f->doc, "agents_up", json_integer(f->snap_up));
     }
+    return f->doc;
+}
+
+void fleet_publish_snapshot(struct fleet *f)
+{
+    pthread_mutex_lock(&f->lock);
+    json_t *doc = f->published != f->st.sweeps ? snapshot_doc(f) : NULL;
+    char *text = doc ? json_dump_compact(doc) : NULL;
+    if (text) { /* formatted once for every viewer; in sweep order (under the lock) */
+        f->published = f->st.sweeps;
+        events_publish(f->s->events, "snapshot", text);
+    }
+    pthread_mutex_unlock(&f->lock);
+    free(text);
 }
 
 /* The snapshot of this sweep: every known agent, up or down. */
@@ -539,16 +539,12 @@ static void sweep_finish(struct fleet *f)
         snapshot_add_replica(snap, &a->view, a->up, a->last_seen_wall_ms);
     }
     slo_feed(f, snap, now_wall / 1000);
-    json_t *doc = snapshot_json(snap);
-    snapshot_free(snap);
-    if (doc)
-        add_cache(f, doc);
-    if (doc) {
-        json_object_set_new(doc, "agents", json_integer(agents));
-        json_object_set_new(doc, "agents_up", json_integer(up));
-        json_decref(f->snapshot);
-        f->snapshot = json_incref(doc);
-    }
+    snapshot_free(f->snap);
+    f->snap = snap;
+    f->snap_agents = agents;
+    f->snap_up = up;
+    json_decref(f->doc);
+    f->doc = NULL;
     f->st.sweeps++;
     f->st.agents = agents;
     f->st.agents_up = up;
@@ -556,13 +552,8 @@ static void sweep_finish(struct fleet *f)
     if (f->st.sweep_us_last > f->st.sweep_us_max)
         f->st.sweep_us_max = f->st.sweep_us_last;
     pthread_mutex_unlock(&f->lock);
-    if (doc) { /* formatted once for every viewer */
-        char *text = json_dump_compact(doc);
-        if (text)
-            events_publish(f->s->events, "snapshot", text);
-        free(text);
-        json_decref(doc);
-    }
+    if (events_viewers(f->s->events))
+        fleet_publish_snapshot(f);
 }
 
 static void queues_inspect(struct fleet *f, uint64_t now_ms)
@@ -789,7 +780,8 @@ void fleet_free(struct fleet *f)
         slo_series_free(f->slos[i].series);
     trace_store_free(f->traces);
     redis_pool_free(f->spans_redis);
-    json_decref(f->snapshot);
+    snapshot_free(f->snap);
+    json_decref(f->doc);
     pthread_mutex_destroy(&f->lock);
     free(f->agents);
     free(f);
@@ -800,7 +792,7 @@ void fleet_free(struct fleet *f)
 json_t *fleet_snapshot(struct fleet *f)
 {
     pthread_mutex_lock(&f->lock);
-    json_t *o = f->snapshot ? json_deep_copy(f->snapshot) : NULL;
+    json_t *doc = snapshot_doc(f), *o = doc ? json_deep_copy(doc) : NULL;
     pthread_mutex_unlock(&f->lock);
     return o ? o : json_pack("{s:n, s:[], s:i, s:i}", "ts", "services", "agents", 0, "agents_up", 0);
 }

@@ -32,6 +32,10 @@ void fleet_free(struct fleet *f);
 /* The latest snapshot (GET /v1/fleet): a new reference; an empty fleet before the first
  * sweep. */
 json_t *fleet_snapshot(struct fleet *f);
+/* Send the last sweep to the SSE viewers as a "snapshot" event unless it was sent: after
+ * each sweep while anybody watches, and before a new viewer subscribes (it starts with
+ * the latest snapshot). */
+void fleet_publish_snapshot(struct fleet *f);
 /* Which agents run which policy-set version: {"version", "agents", "applied",
  * "by_version": {"N": count}, "pending": [ids]}. */
 json_t *fleet_convergence_json(struct fleet *f, uint64_t set_version);
