@@ -6,6 +6,7 @@
 #   bench/controlplane.sh [BINDIR]      (make bench)
 #   BENCH_SECONDS=10                    each measured window
 #   BENCH_AGENTS=1000                   simulated agents
+#   BENCH_VIEWERS=0                     SSE viewers (curl -N /v1/events) during the window
 #
 # The agents: bench/fake_agents.py, one Python process listening on BENCH_AGENTS loopback
 # admin ports and registered in a Redis of the benchmark's own, each serving a real
@@ -15,7 +16,10 @@
 # The server: sluice-server --poll-ms 1000, measured once every agent is up: its CPU over
 # the window (user+system, all threads, /proc) as a share of one core (goal <= 5 %) and the
 # sweep time it exports (sluice_server_sweep_seconds, the last sweep: registry read, every
-# poll, the snapshot; sampled every 0.5 s, one value per sweep; goal <= 100 ms).
+# poll, the snapshot merge; sampled every 0.5 s, one value per sweep; goal <= 100 ms). The
+# fleet JSON is rendered only for somebody (GET /v1/fleet, SSE viewers, drills): with
+# BENCH_VIEWERS=N, N event streams stay open through the window and the server renders and
+# sends the snapshot to them every sweep (its CPU includes that; the sweep time does not).
 # The peer: bench/curl_sweep.c, run after the server was stopped, against the same agents
 # for the same time: its own CPU (getrusage) and sweep time (first transfer to last).
 # Also shown: connections the agents accepted during each window (keep-alive or not) and
@@ -113,6 +117,13 @@ while read -r s _ _ _ _ <<<"$(metrics)" && [ "$s" -lt $((s0 + 2)) ]; do
 	sleep 0.2
 done
 
+viewers=${BENCH_VIEWERS:-0}
+viewer_pids=()
+for ((k = 0; k < viewers; k++)); do
+	curl -sN "$sv_url/v1/events" >"$BENCH_TMP/viewer$k" 2>/dev/null &
+	viewer_pids+=("$!")
+	BENCH_PIDS+=("$!")
+done
 read -r sw0 _ polls0 fail0 _ <<<"$(metrics)"
 conns0=$(status_field "$BENCH_TMP/fake_status.json" conns)
 fk0=$(cpu_ticks "$fake_pid")
@@ -131,6 +142,11 @@ for ((k = 1; k <= 2 * secs; k++)); do
 	fi
 done
 c1=$(cpu_ticks "$sv_pid")
+viewer_events=0
+for ((k = 0; k < viewers; k++)); do
+	stop_pid "${viewer_pids[$k]}"
+	viewer_events=$((viewer_events + $(grep -c '^event: snapshot' "$BENCH_TMP/viewer$k" || true)))
+done
 w1=$(now_ns)
 fk1=$(cpu_ticks "$fake_pid")
 read -r sw1 _ polls1 fail1 up1 <<<"$(metrics)"
@@ -172,6 +188,7 @@ echo
 echo "sluice-server (--poll-ms 1000), ${wall} s window:"
 echo "  sweeps $((sw1 - sw0)) (sampled $sv_sampled), agent polls $((polls1 - polls0)), poll failures $((fail1 - fail0)), agents_up $up1 at the end"
 echo "  connections the agents accepted during the window: $((conns1 - conns0)) (0 = every one kept alive)"
+echo "  SSE viewers $viewers, snapshots they received $viewer_events"
 echo "  RSS $((sv_rss / 1024)) MiB, $sv_threads threads; exit status on SIGTERM $sv_rc"
 echo "bare libcurl multi loop (bench/curl_sweep.c), same agents, ${secs} s after one warm-up sweep:"
 echo "  $peer"

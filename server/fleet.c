@@ -13,6 +13,7 @@
 #include "err.h"
 #include "evloop.h"
 #include "evloop_curl.h"
+#include "jscan.h"
 #include "log.h"
 #include "queues.h"
 #include "server.h"
@@ -22,6 +23,7 @@
 #include "traces.h"
 
 #define AGENTS_MAX 4096
+#define INDEX_SLOTS (2 * AGENTS_MAX) /* id -> slot, open addressing, at most half full */
 #define BACKOFF_MAX_TICKS 8
 #define GONE_KEEP_MS 60000     /* an agent out of the registry is shown down this long */
 #define STATS_BODY_MAX (4u << 20)
@@ -46,6 +48,7 @@ struct agent_rec {
     uint64_t gone_since_ms; /* left the registry (mono ms); 0 while listed */
     /* polling (the poll thread only) */
     CURL *easy;
+    char url[192]; /* the easy handle's, set when the admin address changes */
     struct buf body;
     bool polling;
     unsigned fails;
@@ -75,6 +78,7 @@ struct fleet {
     struct server *s;
     pthread_mutex_t lock;
     struct agent_rec *agents; /* AGENTS_MAX */
+    uint16_t *index;          /* INDEX_SLOTS: slot + 1 of the agent whose id hashes here; 0 free */
     struct snapshot *snap; /* the last sweep's; NULL before the first */
     unsigned snap_agents, snap_up;
     json_t *doc;            /* snap rendered when first asked for after the sweep */
@@ -307,12 +311,69 @@ static void slo_feed(struct fleet *f, const struct snapshot *snap, uint64_t now_
 
 /* ---- the registry ----------------------------------------------------------------------- */
 
+/* FNV-1a: ids are short and chosen by the agents, the table is ours and never full. */
+static size_t id_slot(const char *id)
+{
+    uint64_t h = 14695981039346656037u;
+    for (; *id; id++)
+        h = (h ^ (unsigned char)*id) * 1099511628211u;
+    return (size_t)(h & (INDEX_SLOTS - 1));
+}
+
+static void index_add(struct fleet *f, const struct agent_rec *a)
+{
+    size_t h = id_slot(a->id);
+    while (f->index[h])
+        h = (h + 1) & (INDEX_SLOTS - 1);
+    f->index[h] = (uint16_t)(a - f->agents + 1);
+}
+
+/* After agents were dropped (rare: 60 s after they left the registry). */
+static void index_rebuild(struct fleet *f)
+{
+    memset(f->index, 0, INDEX_SLOTS * sizeof(*f->index));
+    for (int i = 0; i < AGENTS_MAX; i++)
+        if (f->agents[i].used)
+            index_add(f, &f->agents[i]);
+}
+
 static struct agent_rec *agent_find(struct fleet *f, const char *id)
 {
-    for (int i = 0; i < AGENTS_MAX; i++)
-        if (f->agents[i].used && !strcmp(f->agents[i].id, id))
-            return &f->agents[i];
+    for (size_t h = id_slot(id); f->index[h]; h = (h + 1) & (INDEX_SLOTS - 1)) {
+        struct agent_rec *a = &f->agents[f->index[h] - 1];
+        if (a->used && !strcmp(a->id, id))
+            return a;
+    }
     return NULL;
+}
+
+/* One registry record, {"id", "admin", "service", ...} as agent/registry.c writes it;
+ * false without a string id (< SAMPLE_ID_MAX bytes) and admin. Other members skipped. */
+static bool record_parse(const char *text, size_t len, char id[SAMPLE_ID_MAX], char admin[128],
+                         char service[SAMPLE_SERVICE_MAX])
+{
+    struct jscan js;
+    char key[16];
+    size_t klen, n;
+    bool have_id = false, have_admin = false;
+    int more, rc = SL_OK;
+    snprintf(service, SAMPLE_SERVICE_MAX, "default");
+    jscan_init(&js, text, len);
+    if (jscan_object(&js))
+        return false;
+    while (!rc && (more = jscan_member(&js, key, sizeof(key), &klen)) == 1) {
+        rc = SL_EINVAL; /* a member of no interest, or of another type: skipped */
+        if (klen == 2 && !strcmp(key, "id") && !(rc = jscan_string(&js, id, SAMPLE_ID_MAX, &n)))
+            have_id = n && n < SAMPLE_ID_MAX;
+        if (klen == 5 && !strcmp(key, "admin") && !(rc = jscan_string(&js, admin, 128, &n)))
+            have_admin = n && n < 128;
+        if (klen == 7 && !strcmp(key, "service") &&
+            !(rc = jscan_string(&js, service, SAMPLE_SERVICE_MAX, &n)) && n >= SAMPLE_SERVICE_MAX)
+            snprintf(service, SAMPLE_SERVICE_MAX, "default");
+        if (rc == SL_EINVAL)
+            rc = jscan_skip(&js);
+    }
+    return !rc && more == 0 && have_id && have_admin;
 }
 
 static void agent_drop(struct agent_rec *a)
@@ -353,12 +414,11 @@ static void registry_read(struct fleet *f, uint64_t now_ms)
     for (size_t i = 0; recs && recs->type == REDIS_REPLY_ARRAY && i < recs->elements; i++) {
         if (recs->element[i]->type != REDIS_REPLY_STRING)
             continue;
-        json_t *doc = json_loads(recs->element[i]->str, 0, NULL);
-        const char *id = json_string_value(json_object_get(doc, "id"));
-        const char *admin = json_string_value(json_object_get(doc, "admin"));
-        const char *svc = json_string_value(json_object_get(doc, "service"));
-        struct agent_rec *a = id && admin ? agent_find(f, id) : NULL;
-        for (int k = 0; id && admin && !a && k < AGENTS_MAX; k++)
+        char id[SAMPLE_ID_MAX], admin[128], svc[SAMPLE_SERVICE_MAX];
+        if (!record_parse(recs->element[i]->str, recs->element[i]->len, id, admin, svc))
+            continue;
+        struct agent_rec *a = agent_find(f, id);
+        for (int k = 0; !a && k < AGENTS_MAX; k++)
             if (!f->agents[k].used) {
                 a = &f->agents[k];
                 a->used = true;
@@ -369,24 +429,29 @@ static void registry_read(struct fleet *f, uint64_t now_ms)
                 agent_sample_init(&a->cur);
                 replica_view_init(&a->view);
                 a->next_tick = f->tick;
+                index_add(f, a);
             }
         if (a) {
             snprintf(a->admin, sizeof(a->admin), "%s", admin);
-            snprintf(a->service, sizeof(a->service), "%s", svc ? svc : "default");
+            snprintf(a->service, sizeof(a->service), "%s", svc);
             a->in_registry = true;
             a->gone_since_ms = 0;
         }
-        json_decref(doc);
     }
+    bool dropped = false;
     for (int i = 0; i < AGENTS_MAX; i++) {
         struct agent_rec *a = &f->agents[i];
         if (!a->used || a->in_registry)
             continue;
         if (!a->gone_since_ms)
             a->gone_since_ms = now_ms;
-        if (now_ms - a->gone_since_ms > GONE_KEEP_MS && !a->polling)
+        if (now_ms - a->gone_since_ms > GONE_KEEP_MS && !a->polling) {
             agent_drop(a);
+            dropped = true;
+        }
     }
+    if (dropped)
+        index_rebuild(f);
     pthread_mutex_unlock(&f->lock);
     for (size_t i = 0; keys && i < n; i++)
         free(keys[i]);
@@ -466,18 +531,23 @@ static void on_stats(CURL *easy, CURLcode res, void *arg)
 
 static void poll_agent(struct fleet *f, struct agent_rec *a)
 {
-    if (!a->easy && !(a->easy = curl_easy_init()))
-        return;
-    char url[192];
+    if (!a->easy) { /* one handle per agent, options set once: it keeps its connection */
+        if (!(a->easy = curl_easy_init()))
+            return;
+        curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, (long)f->s->cfg.agent_timeout_ms);
+        curl_easy_setopt(a->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)f->s->cfg.agent_timeout_ms);
+        curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, on_stats_body);
+        curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, &a->body);
+        curl_easy_setopt(a->easy, CURLOPT_USERAGENT, "sluice-server");
+        a->url[0] = '\0';
+    }
+    char url[sizeof(a->url)];
     snprintf(url, sizeof(url), "http://%s/v1/stats", a->admin);
+    if (strcmp(url, a->url) != 0) {
+        memcpy(a->url, url, sizeof(url));
+        curl_easy_setopt(a->easy, CURLOPT_URL, a->url);
+    }
     buf_reset(&a->body);
-    curl_easy_reset(a->easy); /* keeps the connection: keep-alive to every agent */
-    curl_easy_setopt(a->easy, CURLOPT_URL, url);
-    curl_easy_setopt(a->easy, CURLOPT_TIMEOUT_MS, (long)f->s->cfg.agent_timeout_ms);
-    curl_easy_setopt(a->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)f->s->cfg.agent_timeout_ms);
-    curl_easy_setopt(a->easy, CURLOPT_WRITEFUNCTION, on_stats_body);
-    curl_easy_setopt(a->easy, CURLOPT_WRITEDATA, &a->body);
-    curl_easy_setopt(a->easy, CURLOPT_USERAGENT, "sluice-server");
     if (evcurl_add(f->curl, a->easy, on_stats, a) == SL_OK) {
         a->polling = true;
         f->outstanding++;
@@ -710,6 +780,7 @@ struct fleet *fleet_new(struct server *s, char err[256])
 {
     struct fleet *f = calloc(1, sizeof(*f));
     if (!f || !(f->agents = calloc(AGENTS_MAX, sizeof(*f->agents))) ||
+        !(f->index = calloc(INDEX_SLOTS, sizeof(*f->index))) ||
         !(f->traces = trace_store_new(NULL))) {
         snprintf(err, 256, "out of memory");
         goto err;
@@ -734,6 +805,7 @@ err:
         redis_pool_free(f->spans_redis);
         trace_store_free(f->traces);
         free(f->agents);
+        free(f->index);
     }
     free(f);
     return NULL;
@@ -784,6 +856,7 @@ void fleet_free(struct fleet *f)
     json_decref(f->doc);
     pthread_mutex_destroy(&f->lock);
     free(f->agents);
+    free(f->index);
     free(f);
 }
 

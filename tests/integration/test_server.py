@@ -257,6 +257,11 @@ def test_drain_through_the_api_under_load_loses_nothing():
 
 
 def test_sse_delivers_a_snapshot_per_tick():
+    # The fleet JSON is rendered only for somebody: a new viewer still starts with the
+    # latest sweep (at least as new as GET /v1/fleet's just before, not newer than now),
+    # not an older one and not the next.
+    before = S.server.call("GET", "/v1/fleet", "viewer").json()
+    connected_ms = time.time() * 1000
     sock = socket.create_connection((LOOPBACK, S.server.port), timeout=5)
     try:
         sock.sendall(f"GET /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {S.keys['viewer']}\r\n\r\n".encode())
@@ -273,10 +278,14 @@ def test_sse_delivers_a_snapshot_per_tick():
     assert b"200" in head.split(b"\r\n")[0] and b"text/event-stream" in head, head
     events = [e for e in body.split(b"\n\n") if b"event: snapshot" in e]
     assert len(events) >= 3, data[:500]
+    docs = []
     for e in events[:3]:
         line = next(ln for ln in e.split(b"\n") if ln.startswith(b"data: ") or b"data: " in ln)
-        doc = json.loads(line[line.index(b"data: ") + 6:])
-        assert "services" in doc and "ts" in doc
+        docs.append(json.loads(line[line.index(b"data: ") + 6:]))
+    for doc in docs:
+        assert "services" in doc and "ts" in doc and doc["agents_up"] == before["agents_up"], doc
+    assert before["ts"] <= docs[0]["ts"] <= connected_ms + 1, (before["ts"], docs[0]["ts"], connected_ms)
+    assert docs[0]["ts"] < docs[1]["ts"] < docs[2]["ts"]
 
 
 def test_killed_agent_is_down_within_3_s():
