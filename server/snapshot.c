@@ -209,8 +209,10 @@ static int get_str(struct reader *r, char *buf, size_t size, const char *path, b
     return SL_OK;
 }
 
-/* A string that must be one of names[0..n). */
-static int get_enum(struct reader *r, const char *const *names, size_t n, int *out)
+/* A string that must be one of names[0..n); msg, when given, is the whole message for a
+ * string of another value or a value of another type. */
+static int get_choice(struct reader *r, const char *const *names, size_t n, int *out,
+                      const char *msg)
 {
     char v[SAMPLE_ID_MAX];
     size_t len;
@@ -219,35 +221,50 @@ static int get_enum(struct reader *r, const char *const *names, size_t n, int *o
     int rc = jscan_string(&r->js, v, sizeof(v), &len);
     if (rc == SL_EPARSE)
         return syntax(r);
-    if (rc)
-        return fail(r->err, "%s: must be a string", r->key);
-    for (size_t i = 0; len < sizeof(v) && i < n; i++)
+    for (size_t i = 0; !rc && len < sizeof(v) && i < n; i++)
         if (strcmp(v, names[i]) == 0) {
             *out = (int)i;
             return SL_OK;
         }
+    if (msg)
+        return fail(r->err, "%s", msg);
+    if (rc)
+        return fail(r->err, "%s: must be a string", r->key);
     return fail(r->err, "%s: unknown value \"%.32s\"", r->key, v);
 }
 
-/* Enters the member's object: 1 if entered, 0 if null; a wrong type is an error. */
-static int open_obj(struct reader *r, const char *path)
+static int get_enum(struct reader *r, const char *const *names, size_t n, int *out)
+{
+    return get_choice(r, names, n, out, NULL);
+}
+
+/* A string member that, when sent, must be exactly want. */
+static int get_fixed(struct reader *r, const char *want, const char *msg)
+{
+    int which;
+    return get_choice(r, &want, 1, &which, msg);
+}
+
+/* Enters the member's object (or array): 1 if entered, 0 if null; a wrong type is an
+ * error. */
+static int open_container(struct reader *r, const char *path, bool array)
 {
     if (jscan_null(&r->js))
         return 0;
-    int rc = jscan_object(&r->js);
+    int rc = array ? jscan_array(&r->js) : jscan_object(&r->js);
     if (rc == SL_EPARSE)
         return syntax(r);
-    return rc ? fail(r->err, "%s%s: must be an object", path, r->key) : 1;
+    return rc ? fail(r->err, "%s%s: must be an %s", path, r->key, array ? "array" : "object") : 1;
+}
+
+static int open_obj(struct reader *r, const char *path)
+{
+    return open_container(r, path, false);
 }
 
 static int open_array(struct reader *r, const char *path)
 {
-    if (jscan_null(&r->js))
-        return 0;
-    int rc = jscan_array(&r->js);
-    if (rc == SL_EPARSE)
-        return syntax(r);
-    return rc ? fail(r->err, "%s%s: must be an array", path, r->key) : 1;
+    return open_container(r, path, true);
 }
 
 /* One [index, count] pair; SL_EINVAL when it is not one (the caller's message). */
@@ -294,19 +311,6 @@ static int parse_buckets(struct reader *r, struct histogram *h, uint64_t *total,
         last = (uint64_t)idx;
     }
     return more < 0 ? syntax(r) : SL_OK;
-}
-
-/* A string member that, when sent, must be exactly want. */
-static int get_fixed(struct reader *r, const char *want, const char *msg)
-{
-    char v[32];
-    size_t len;
-    if (jscan_null(&r->js))
-        return SL_OK;
-    int rc = jscan_string(&r->js, v, sizeof(v), &len);
-    if (rc == SL_EPARSE)
-        return syntax(r);
-    return rc || len >= sizeof(v) || strcmp(v, want) ? fail(r->err, "%s", msg) : SL_OK;
 }
 
 /* The sparse form agent/stats.c writes: {"layout", "unit", "count", "sum", "min", "max",

@@ -391,13 +391,18 @@ static int number_text(struct jscan *js, const char **endp, bool *integer)
     return SL_OK;
 }
 
+/* The next value is a number: its text's end and whether it is an integer. */
+static int number_next(struct jscan *js, const char **endp, bool *integer)
+{
+    int rc = expect(js, JSCAN_NUMBER);
+    return rc ? rc : number_text(js, endp, integer);
+}
+
 int jscan_int(struct jscan *js, int64_t *out)
 {
     const char *end;
     bool integer;
-    int rc = expect(js, JSCAN_NUMBER);
-    if (!rc)
-        rc = number_text(js, &end, &integer);
+    int rc = number_next(js, &end, &integer);
     if (rc)
         return rc;
     if (!integer)
@@ -428,9 +433,7 @@ int jscan_double(struct jscan *js, double *out)
 {
     const char *end;
     bool integer;
-    int rc = expect(js, JSCAN_NUMBER);
-    if (!rc)
-        rc = number_text(js, &end, &integer);
+    int rc = number_next(js, &end, &integer);
     if (rc)
         return rc;
     char text[NUMBER_TEXT_MAX];
