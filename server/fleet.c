@@ -1,10 +1,12 @@
 #include "fleet.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -23,6 +25,7 @@
 #include "traces.h"
 
 #define AGENTS_MAX 4096
+#define POLLERS_MAX 8 /* --poll-threads */
 #define INDEX_SLOTS (2 * AGENTS_MAX) /* id -> slot, open addressing, at most half full */
 #define BACKOFF_MAX_TICKS 8
 #define GONE_KEEP_MS 60000     /* an agent out of the registry is shown down this long */
@@ -74,6 +77,22 @@ struct queue_entry {
     bool have_prev, have_cur;
 };
 
+/* One poller thread: its event loop and libcurl multi handle, and the agents in slots
+ * id, id + n, id + 2n, ... (n pollers). Poller 0 also owns the tick: it reads the registry,
+ * then kicks the others (a tick number through their pipe) and polls its own share; the
+ * poller whose share finishes last builds the snapshot. */
+struct poller {
+    struct fleet *f;
+    unsigned id;
+    struct evloop *loop;
+    struct evcurl *curl;
+    pthread_t thread;
+    bool started;
+    int kick[2]; /* pollers 1..n-1: the pipe poller 0 writes each tick's number into */
+    uint64_t tick;
+    unsigned outstanding; /* this poller's transfers out */
+};
+
 struct fleet {
     struct server *s;
     pthread_mutex_t lock;
@@ -88,15 +107,15 @@ struct fleet {
     struct queue_entry queues[QUEUES_MAX];
     size_t nqueues;
     struct fleet_stats st;
-    /* poll thread */
-    struct evloop *loop;
-    struct evcurl *curl;
-    pthread_t poll_thread, spans_thread;
-    bool poll_started, spans_started;
+    /* pollers */
+    struct poller pollers[POLLERS_MAX];
+    unsigned npollers;
+    unsigned shards_out; /* pollers whose share of the sweep is still out (under the lock) */
+    pthread_t spans_thread;
+    bool spans_started;
     atomic_bool stop;
-    uint64_t tick;
-    unsigned outstanding;
-    uint64_t sweep_started_ns;
+    uint64_t tick;            /* poller 0's */
+    uint64_t sweep_started_ns; /* under the lock */
     uint64_t next_queue_ms, next_slo_save_ms;
     struct redis_pool *spans_redis; /* its own pool: XREADGROUP blocks */
 };
@@ -470,7 +489,23 @@ static size_t on_stats_body(char *p, size_t size, size_t n, void *arg)
     return buf_append(arg, p, size * n) == SL_OK ? size * n : 0;
 }
 
-static void poll_failed(struct fleet *f, struct agent_rec *a)
+static struct poller *poller_of(struct fleet *f, const struct agent_rec *a)
+{
+    return &f->pollers[(size_t)(a - f->agents) % f->npollers];
+}
+
+/* This poller's share of the sweep is done; the last one to finish builds the snapshot. */
+static void shard_done(struct poller *p)
+{
+    struct fleet *f = p->f;
+    pthread_mutex_lock(&f->lock);
+    bool last = f->shards_out && --f->shards_out == 0;
+    pthread_mutex_unlock(&f->lock);
+    if (last && !atomic_load(&f->stop))
+        sweep_finish(f);
+}
+
+static void poll_failed(struct fleet *f, struct agent_rec *a, uint64_t tick)
 {
     pthread_mutex_lock(&f->lock);
     if (a->up)
@@ -478,7 +513,7 @@ static void poll_failed(struct fleet *f, struct agent_rec *a)
     a->up = false;
     a->fails++;
     unsigned backoff = 1u << (a->fails < 4 ? a->fails - 1 : 3);
-    a->next_tick = f->tick + (backoff < BACKOFF_MAX_TICKS ? backoff : BACKOFF_MAX_TICKS);
+    a->next_tick = tick + (backoff < BACKOFF_MAX_TICKS ? backoff : BACKOFF_MAX_TICKS);
     f->st.poll_failures++;
     pthread_mutex_unlock(&f->lock);
 }
@@ -487,8 +522,9 @@ static void on_stats(CURL *easy, CURLcode res, void *arg)
 {
     struct agent_rec *a = arg;
     struct fleet *f = a->f;
+    struct poller *p = poller_of(f, a);
     a->polling = false;
-    f->outstanding--;
+    p->outstanding--;
     long code = 0;
     if (res == CURLE_OK)
         curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &code);
@@ -501,7 +537,7 @@ static void on_stats(CURL *easy, CURLcode res, void *arg)
                   NULL);
     if (!ok) {
         agent_sample_release(&fresh);
-        poll_failed(f, a);
+        poll_failed(f, a, p->tick);
     } else {
         uint64_t now = clock_mono_ms();
         pthread_mutex_lock(&f->lock);
@@ -517,7 +553,7 @@ static void on_stats(CURL *easy, CURLcode res, void *arg)
         a->cur_ms = now;
         a->up = true;
         a->fails = 0;
-        a->next_tick = f->tick + 1;
+        a->next_tick = p->tick + 1;
         a->last_seen_wall_ms = clock_wall_ms();
         f->st.polls++;
         if (replica_view_compute(&a->view, had ? &a->prev : NULL, &a->cur,
@@ -525,8 +561,8 @@ static void on_stats(CURL *easy, CURLcode res, void *arg)
             replica_view_compute(&a->view, NULL, &a->cur, 1);
         pthread_mutex_unlock(&f->lock);
     }
-    if (!f->outstanding)
-        sweep_finish(f);
+    if (!p->outstanding)
+        shard_done(p);
 }
 
 static void poll_agent(struct fleet *f, struct agent_rec *a)
@@ -548,9 +584,10 @@ static void poll_agent(struct fleet *f, struct agent_rec *a)
         curl_easy_setopt(a->easy, CURLOPT_URL, a->url);
     }
     buf_reset(&a->body);
-    if (evcurl_add(f->curl, a->easy, on_stats, a) == SL_OK) {
+    struct poller *p = poller_of(f, a);
+    if (evcurl_add(p->curl, a->easy, on_stats, a) == SL_OK) {
         a->polling = true;
-        f->outstanding++;
+        p->outstanding++;
     }
 }
 
@@ -665,19 +702,14 @@ static void queues_inspect(struct fleet *f, uint64_t now_ms)
     (void)now_ms;
 }
 
-static void on_tick(struct evloop *loop, void *arg)
+/* This poller's share of sweep `tick`. */
+static void shard_sweep(struct poller *p, uint64_t tick)
 {
-    struct fleet *f = arg;
-    (void)loop;
-    uint64_t now = clock_mono_ms();
-    if (f->outstanding) /* the last sweep is still out (timeouts < the interval) */
-        return;
-    f->tick++;
-    f->sweep_started_ns = clock_mono_ns();
-    registry_read(f, now);
-    for (int i = 0; i < AGENTS_MAX; i++) {
+    struct fleet *f = p->f;
+    p->tick = tick;
+    for (unsigned i = p->id; i < AGENTS_MAX; i += f->npollers) {
         struct agent_rec *a = &f->agents[i];
-        if (a->used && !a->polling && a->in_registry && f->tick >= a->next_tick)
+        if (a->used && !a->polling && a->in_registry && tick >= a->next_tick)
             poll_agent(f, a);
         else if (a->used && !a->in_registry && a->up) { /* left the registry: down */
             pthread_mutex_lock(&f->lock);
@@ -685,8 +717,44 @@ static void on_tick(struct evloop *loop, void *arg)
             pthread_mutex_unlock(&f->lock);
         }
     }
-    if (!f->outstanding)
-        sweep_finish(f);
+    if (!p->outstanding)
+        shard_done(p);
+}
+
+/* Pollers 1..n-1: poller 0 says a sweep starts. */
+static void on_kick(struct evloop *loop, int fd, unsigned events, void *arg)
+{
+    struct poller *p = arg;
+    uint64_t tick;
+    (void)loop;
+    (void)events;
+    while (read(fd, &tick, sizeof(tick)) == (ssize_t)sizeof(tick))
+        shard_sweep(p, tick);
+}
+
+/* Poller 0, every --poll-ms: unless the last sweep is still out (timeouts < the interval),
+ * the registry, then every poller's share. */
+static void on_tick(struct evloop *loop, void *arg)
+{
+    struct poller *p0 = arg;
+    struct fleet *f = p0->f;
+    (void)loop;
+    uint64_t now = clock_mono_ms();
+    pthread_mutex_lock(&f->lock);
+    bool busy = f->shards_out != 0;
+    if (!busy) {
+        f->shards_out = f->npollers;
+        f->sweep_started_ns = clock_mono_ns();
+    }
+    pthread_mutex_unlock(&f->lock);
+    if (busy)
+        return;
+    uint64_t tick = ++f->tick;
+    registry_read(f, now);
+    for (unsigned k = 1; k < f->npollers; k++)
+        if (write(f->pollers[k].kick[1], &tick, sizeof(tick)) != (ssize_t)sizeof(tick))
+            shard_done(&f->pollers[k]); /* cannot happen: 8 bytes into an empty pipe */
+    shard_sweep(p0, tick);
     if (now >= f->next_queue_ms) {
         f->next_queue_ms = now + QUEUE_EVERY_MS;
         queues_inspect(f, now);
@@ -699,8 +767,8 @@ static void on_tick(struct evloop *loop, void *arg)
 
 static void *poll_main(void *arg)
 {
-    struct fleet *f = arg;
-    evloop_run(f->loop);
+    struct poller *p = arg;
+    evloop_run(p->loop);
     return NULL;
 }
 
@@ -811,18 +879,37 @@ err:
     return NULL;
 }
 
-int fleet_start(struct fleet *f, char err[256])
+static int poller_start(struct fleet *f, struct poller *p, unsigned id)
 {
     char cerr[128];
-    if ((f->loop = evloop_new()) && (f->curl = evcurl_new(f->loop, cerr)))
-        evcurl_set_max_connects(f->curl, AGENTS_MAX); /* a kept-alive connection per agent */
-    if (!f->loop || !f->curl ||
-        evloop_timer_add(f->loop, 0, f->s->cfg.poll_ms, on_tick, f, NULL) ||
-        pthread_create(&f->poll_thread, NULL, poll_main, f) != 0) {
-        snprintf(err, 256, "cannot start the fleet poller");
+    p->f = f;
+    p->id = id;
+    if (!(p->loop = evloop_new()) || !(p->curl = evcurl_new(p->loop, cerr)))
         return SL_ENOMEM;
-    }
-    f->poll_started = true;
+    evcurl_set_max_connects(p->curl, AGENTS_MAX); /* a kept-alive connection per agent */
+    if (id == 0 && evloop_timer_add(p->loop, 0, f->s->cfg.poll_ms, on_tick, p, NULL))
+        return SL_ENOMEM;
+    if (id > 0 && (pipe2(p->kick, O_CLOEXEC | O_NONBLOCK) != 0 ||
+                   evloop_watch_add(p->loop, p->kick[0], EV_READ, on_kick, p) != 0))
+        return SL_EIO;
+    if (pthread_create(&p->thread, NULL, poll_main, p) != 0)
+        return SL_ENOMEM;
+    p->started = true;
+    return SL_OK;
+}
+
+int fleet_start(struct fleet *f, char err[256])
+{
+    f->npollers = (unsigned)f->s->cfg.poll_threads;
+    if (f->npollers < 1 || f->npollers > POLLERS_MAX)
+        f->npollers = 1;
+    for (unsigned k = 0; k < f->npollers; k++)
+        f->pollers[k].kick[0] = f->pollers[k].kick[1] = -1;
+    for (unsigned k = f->npollers; k-- > 0;) /* poller 0 last: its first tick kicks the others */
+        if (poller_start(f, &f->pollers[k], k) != SL_OK) {
+            snprintf(err, 256, "cannot start the fleet poller");
+            return SL_ENOMEM;
+        }
     if (pthread_create(&f->spans_thread, NULL, spans_main, f) != 0) {
         snprintf(err, 256, "cannot start the span reader");
         return SL_ENOMEM;
@@ -836,14 +923,21 @@ void fleet_free(struct fleet *f)
     if (!f)
         return;
     atomic_store(&f->stop, true);
-    if (f->poll_started) {
-        evloop_stop_async(f->loop);
-        pthread_join(f->poll_thread, NULL);
-    }
+    for (unsigned k = 0; k < f->npollers; k++)
+        if (f->pollers[k].started) {
+            evloop_stop_async(f->pollers[k].loop);
+            pthread_join(f->pollers[k].thread, NULL);
+        }
     if (f->spans_started)
         pthread_join(f->spans_thread, NULL);
-    evcurl_free(f->curl); /* callbacks for transfers still out: they only count down */
-    evloop_free(f->loop);
+    for (unsigned k = 0; k < f->npollers; k++) {
+        struct poller *p = &f->pollers[k];
+        evcurl_free(p->curl); /* callbacks for transfers still out: they only count down */
+        evloop_free(p->loop);
+        for (int e = 0; e < 2; e++)
+            if (p->kick[e] >= 0)
+                close(p->kick[e]);
+    }
     slo_save_all(f);
     for (int i = 0; i < AGENTS_MAX; i++)
         if (f->agents[i].used)

@@ -126,7 +126,7 @@ int server_main(int argc, char **argv)
     struct server_config *c = &s->cfg;
     *c = (struct server_config){.listen = "127.0.0.1:7700", .redis = "redis://127.0.0.1:6379",
                                 .log_level = "info", .poll_ms = 1000, .agent_timeout_ms = 800,
-                                .threads = 8};
+                                .poll_threads = 2, .threads = 8};
     const struct flag table[] = {
         {"listen", FLAG_STRING, &c->listen, "HOST:PORT", "where to serve (127.0.0.1:7700)", 0, 0,
          NULL},
@@ -144,6 +144,8 @@ int server_main(int argc, char **argv)
         {"poll-ms", FLAG_UINT, &c->poll_ms, "MS", "fleet poll interval (1000)", 100, 60000, NULL},
         {"agent-timeout-ms", FLAG_UINT, &c->agent_timeout_ms, "MS",
          "an agent's stats deadline (800)", 50, 60000, NULL},
+        {"poll-threads", FLAG_UINT, &c->poll_threads, "N",
+         "poller threads, each fetching and reading its share of the agents (2)", 1, 8, NULL},
         {"threads", FLAG_UINT, &c->threads, "N", "unused with a thread per connection (8)", 1,
          64, NULL},
         {"no-auth", FLAG_BOOL, &c->no_auth, NULL,

@@ -38,6 +38,7 @@ struct server_config {
     const char *log_level;
     unsigned long poll_ms;
     unsigned long agent_timeout_ms;
+    unsigned long poll_threads; /* the agents are split across this many poller threads */
     unsigned long threads;
     bool no_auth; /* loopback only: every caller is admin */
 };

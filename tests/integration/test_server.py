@@ -155,6 +155,35 @@ def test_fleet_shows_every_replica_with_rates_and_percentiles():
     assert svc["totals"]["replicas"] == 2
 
 
+def test_any_number_of_poller_threads_sees_the_same_fleet():
+    # --poll-threads splits the agents across pollers by slot; one thread, or more threads
+    # than agents (a poller with nothing to poll), must give the same fleet, sweep after sweep.
+    bad = run_program("sluice-server", ["--poll-threads", "0", "--redis", S.redis.url], timeout_s=10)
+    assert bad.returncode != 0 and b"poll-threads" in bad.stderr, bad.stderr
+    for n in ("1", "3"):
+        other = Server("--poll-threads", n).start()
+        try:
+            def sweeps():
+                text = other.call("GET", "/metrics").body.decode()
+                return int(next(ln.split()[1] for ln in text.splitlines()
+                                if ln.startswith("sluice_server_sweeps_total ")))
+
+            def complete():
+                for a in S.agents:
+                    assert a.get("/echo/pollers").status == 200
+                doc = other.call("GET", "/v1/fleet", "viewer").json()
+                svc = next((s for s in doc["services"] if s["name"] == SERVICE), None)
+                return (svc and doc["agents_up"] == len(S.agents) and
+                        sorted(r["id"] for r in svc["replicas"] if r["up"] and r["rps"] is not None)
+                        == sorted(a.id for a in S.agents))
+
+            wait_until(complete, 10, f"--poll-threads {n}: every replica up with rates")
+            first = sweeps()
+            wait_until(lambda: sweeps() >= first + 2, 10, f"--poll-threads {n}: sweeps go on")
+        finally:
+            other.stop()
+
+
 # --- limits --------------------------------------------------------------------------------
 
 
