@@ -7,6 +7,7 @@
 #   BENCH_SECONDS=10                    each measured window
 #   BENCH_AGENTS=1000                   simulated agents
 #   BENCH_VIEWERS=0                     SSE viewers (curl -N /v1/events) during the window
+#   BENCH_POLL_THREADS=2                sluice-server --poll-threads
 #
 # The agents: bench/fake_agents.py, one Python process listening on BENCH_AGENTS loopback
 # admin ports and registered in a Redis of the benchmark's own, each serving a real
@@ -85,7 +86,8 @@ echo "agent stats body: $template_info (captured from sluice-agent, counters gro
 echo "registry: $(redis-cli -p "$redis_port" scard sluice:agents) agents in sluice:agents"
 
 # --- the server -----------------------------------------------------------------------------
-start_server "$bindir"
+poll_threads=${BENCH_POLL_THREADS:-2}
+start_server "$bindir" --poll-threads "$poll_threads"
 
 metrics() { # "SWEEPS SWEEP_SECONDS POLLS POLL_FAILURES AGENTS_UP"
 	curl -fsS --max-time 2 "http://127.0.0.1:$sv_port/metrics" | awk '
@@ -185,7 +187,7 @@ stop_pid "$fake_pid"
 left=$(redis-cli -p "$redis_port" scard sluice:agents)
 
 echo
-echo "sluice-server (--poll-ms 1000), ${wall} s window:"
+echo "sluice-server (--poll-ms 1000 --poll-threads $poll_threads), ${wall} s window:"
 echo "  sweeps $((sw1 - sw0)) (sampled $sv_sampled), agent polls $((polls1 - polls0)), poll failures $((fail1 - fail0)), agents_up $up1 at the end"
 echo "  connections the agents accepted during the window: $((conns1 - conns0)) (0 = every one kept alive)"
 echo "  SSE viewers $viewers, snapshots they received $viewer_events"

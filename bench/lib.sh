@@ -129,13 +129,16 @@ capture_stats_template() {
 	stop_pid "$ag_pid"
 }
 
-# start_server BINDIR — sluice-server (--no-auth, 1 s polls) on the benchmark's Redis; sets
-# sv_port, sv_url, sv_pid; exits with what was seen (metrics, its log) if it does not come up.
+# start_server BINDIR [FLAG...] — sluice-server (--no-auth, 1 s polls, then the FLAGs) on the
+# benchmark's Redis; sets sv_port, sv_url, sv_pid; exits with what was seen (metrics, its
+# log) if it does not come up.
 start_server() {
+	local bindir=$1
+	shift
 	sv_port=$(free_port)
 	sv_url=http://127.0.0.1:$sv_port
-	"$1/sluice-server" --listen "127.0.0.1:$sv_port" --redis "redis://127.0.0.1:$redis_port" \
-		--no-auth --poll-ms 1000 --log-level info 2>"$BENCH_TMP/server.log" &
+	"$bindir/sluice-server" --listen "127.0.0.1:$sv_port" --redis "redis://127.0.0.1:$redis_port" \
+		--no-auth --poll-ms 1000 --log-level info "$@" 2>"$BENCH_TMP/server.log" &
 	sv_pid=$!
 	BENCH_PIDS+=("$sv_pid")
 	local deadline=$((SECONDS + 10))
