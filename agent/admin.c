@@ -83,6 +83,9 @@ json_t *admin_stats_json(struct agent *a)
         routes, "faults", "active", (int)fault_set_active(&faults, now), "cache", "enabled",
         0, "spans", "dropped", (json_int_t)dropped, "policy_version", 0);
     json_object_set_new(o, "drain", drain_json(a));
+    json_object_set_new(o, "exec", a->cfg.exec && a->cfg.exec[0] ? json_pack("{s:i, s:i}", "pid", control_child_pid(a),
+                                                           "restarts", (int)control_child_restarts(a))
+                                               : json_null());
     json_object_set_new(o, "cache", respcache_stats_json(a));
     if (a->gateway)
         json_object_set_new(o, "gateway", gateway_stats_json(a));
@@ -445,6 +448,25 @@ static void h_policies_delete(struct http_req *req, struct http_resp *resp)
     resp->status = 204;
 }
 
+/* POST /v1/exec/kill: crash the --exec child (SIGKILL to its group); the supervision
+ * restarts it. For chaos drills. */
+static void h_exec_kill(struct http_req *req, struct http_resp *resp)
+{
+    struct agent *a = req->app;
+    int pid;
+    if (!authorized(req, resp))
+        return;
+    if (control_child_kill(a, &pid) != SL_OK) {
+        http_problem(resp, req, 409, "no-exec-child", "No child to kill",
+                     a->cfg.exec && a->cfg.exec[0] ? "the --exec child is not running right now (restarting)"
+                                 : "this agent supervises no API server (no --exec)",
+                     NULL);
+        return;
+    }
+    http_resp_json(resp, 202, json_pack("{s:i, s:i}", "killed_pid", pid, "restarts",
+                                        (int)control_child_restarts(a)));
+}
+
 /* POST /v1/cache/purge {"prefix":"/v1/links/"}: drop every entry whose target starts so. */
 static void h_cache_purge(struct http_req *req, struct http_resp *resp)
 {
@@ -490,6 +512,7 @@ static const struct http_route admin_routes[] = {
     {"DELETE", "/v1/faults", h_faults_delete},
     {"GET", "/v1/policies", h_policies_get},
     {"POST", "/v1/cache/purge", h_cache_purge},
+    {"POST", "/v1/exec/kill", h_exec_kill},
     {"PUT", "/v1/policies", h_policies_put},
     {"DELETE", "/v1/policies", h_policies_delete},
 };

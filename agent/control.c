@@ -163,6 +163,19 @@ unsigned control_child_restarts(const struct agent *a)
     return a->control ? atomic_load(&a->control->restarts) : 0;
 }
 
+/* Safe from another thread: only the control thread reaps the child, so until it does the
+ * pid (a zombie at worst) is not reused. */
+int control_child_kill(const struct agent *a, int *pid)
+{
+    *pid = control_child_pid(a);
+    if (*pid <= 0 || kill(-*pid, SIGKILL) != 0)
+        return SL_ENOTFOUND;
+    char p[16];
+    snprintf(p, sizeof(p), "%d", *pid);
+    log_event(LOG_WARN, NULL, NULL, "exec child killed on request", "pid", p, NULL);
+    return SL_OK;
+}
+
 /* --- Redis: back-off, registration, spans ---------------------------------------------- */
 
 static void redis_failed(struct control *c, uint64_t now_ms, const char *op, const char *why)

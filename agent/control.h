@@ -40,6 +40,10 @@ json_t *control_registration_json(const struct agent *a);
 /* The --exec child's pid (0 when none is running) and how many times it was restarted. */
 int control_child_pid(const struct agent *a);
 unsigned control_child_restarts(const struct agent *a);
+/* SIGKILL to the --exec child's process group, as a crash would: the supervision restarts
+ * it after its back-off. *pid: the child killed. SL_ENOTFOUND when no child runs (no
+ * --exec, or between a death and its restart). Any thread. */
+int control_child_kill(const struct agent *a, int *pid);
 
 /* --- pure helpers, declared here for tests ------------------------------------------- */
 

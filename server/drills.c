@@ -29,6 +29,9 @@ struct step {
     char ids[TOUCHED_MAX][64];
     int nids;
     double prev_rate; /* loadgen_rate: to restore */
+    unsigned every_s;      /* crash: kill again this often while the step lasts (0: once) */
+    uint64_t next_kill_ms; /* crash: when (mono ms) */
+    bool reset[TOUCHED_MAX]; /* crash: the replica has no --exec child; a reset fault instead */
 };
 
 struct drill {
@@ -85,6 +88,13 @@ static int check_def(const json_t *def, const char *path, char err[256])
         for (size_t k = 0; a && k < sizeof(actions) / sizeof(actions[0]); k++)
             known |= !strcmp(a, actions[k]);
         json_int_t dur = json_integer_value(json_object_get(st, "duration_s"));
+        const json_t *every = json_object_get(st, "every_s");
+        if (every && (!a || strcmp(a, "crash") || !json_is_integer(every) ||
+                      json_integer_value(every) < 1 || json_integer_value(every) > 3600)) {
+            snprintf(err, 256, "--drills: %.100s: steps[%zu].every_s: expected 1..3600, with "
+                     "action crash only", path, i);
+            return SL_EINVAL;
+        }
         if (!known || !json_is_string(json_object_get(st, "target")) || dur < 1 || dur > 3600) {
             snprintf(err, 256, "--drills: %.100s: steps[%zu]: expected action (fault, drain, crash, "
                      "weight, cache_flush, loadgen_rate), target and duration_s 1..3600", path, i);
@@ -262,16 +272,49 @@ static int resolve(struct run *r, struct step *st, int touched)
     return st->nids;
 }
 
-static long call(struct run *r, const char *id, const char *method, const char *path, json_t *body)
+/* The replica's agent admin API: the status (0: unknown replica or no answer); *answer,
+ * when asked for, the JSON it answered (or NULL). Takes body. */
+static long call(struct run *r, const char *id, const char *method, const char *path, json_t *body,
+                 json_t **answer)
 {
     char admin[128];
-    json_t *answer = NULL;
+    json_t *got = NULL;
     long code = fleet_agent_admin(r->d->s->fleet, id, admin)
-                    ? server_agent_call(r->d->s, admin, method, path, body, &answer)
+                    ? server_agent_call(r->d->s, admin, method, path, body, &got)
                     : 0;
-    json_decref(answer);
+    if (answer)
+        *answer = got;
+    else
+        json_decref(got);
     json_decref(body);
     return code;
+}
+
+/* crash: SIGKILL to the replica's --exec child through its agent (the agent restarts it
+ * after its back-off); a replica without one gets a 100 % reset fault for the step's
+ * duration instead, which looks the same from outside but for the restart. */
+static json_t *crash(struct run *r, struct step *st, int k, bool first)
+{
+    const char *id = st->ids[k];
+    json_t *answer = NULL, *ev;
+    if (!first && st->reset[k])
+        return NULL;
+    long code = call(r, id, "POST", "/v1/exec/kill", NULL, &answer);
+    if (code == 202) {
+        ev = json_pack("{s:s, s:s, s:O}", "replica", id, "how", "killed", "pid",
+                       json_object_get(answer, "killed_pid"));
+    } else if (first && code == 409) {
+        json_t *f = json_pack("{s:s, s:i, s:i}", "kind", "reset", "percent", 100, "ttl_s",
+                              (int)st->duration_s);
+        code = call(r, id, "PUT", "/v1/faults", json_pack("{s:[o]}", "faults", f), NULL);
+        st->reset[k] = true;
+        ev = json_pack("{s:s, s:s, s:i}", "replica", id, "how", "reset fault (no --exec child)",
+                       "status", (int)code);
+    } else {
+        ev = json_pack("{s:s, s:s, s:i}", "replica", id, "how", "kill failed", "status", (int)code);
+    }
+    json_decref(answer);
+    return ev; /* for the journal's event */
 }
 
 static void step_apply(struct run *r, struct step *st, int touched)
@@ -299,35 +342,40 @@ static void step_apply(struct run *r, struct step *st, int touched)
     for (int k = 0; k < st->nids; k++) {
         const char *id = st->ids[k];
         long code = 0;
-        if (!strcmp(a, "fault") || !strcmp(a, "crash")) {
-            json_t *f = !strcmp(a, "crash") ? json_pack("{s:s, s:i}", "kind", "reset", "percent", 100)
-                                            : json_deep_copy(json_object_get(st->spec, "fault"));
+        if (!strcmp(a, "fault")) {
+            json_t *f = json_deep_copy(json_object_get(st->spec, "fault"));
             json_object_set_new(f, "ttl_s", json_integer(st->duration_s));
-            code = call(r, id, "PUT", "/v1/faults", json_pack("{s:[o]}", "faults", f));
+            code = call(r, id, "PUT", "/v1/faults", json_pack("{s:[o]}", "faults", f), NULL);
+        } else if (!strcmp(a, "crash")) {
+            json_array_append_new(ids, crash(r, st, k, true));
+            continue;
         } else if (!strcmp(a, "drain")) {
-            code = call(r, id, "POST", "/v1/drain", json_pack("{s:i}", "timeout_s", (int)st->duration_s));
+            code = call(r, id, "POST", "/v1/drain", json_pack("{s:i}", "timeout_s", (int)st->duration_s),
+                        NULL);
         } else if (!strcmp(a, "weight")) {
             code = call(r, id, "PUT", "/v1/weight",
-                        json_pack("{s:O}", "weight", json_object_get(st->spec, "weight")));
+                        json_pack("{s:O}", "weight", json_object_get(st->spec, "weight")), NULL);
         } else if (!strcmp(a, "cache_flush")) {
-            code = call(r, id, "POST", "/v1/cache/purge", json_pack("{s:s}", "prefix", "/"));
+            code = call(r, id, "POST", "/v1/cache/purge", json_pack("{s:s}", "prefix", "/"), NULL);
         }
         json_array_append_new(ids, json_pack("{s:s, s:i}", "replica", id, "status", (int)code));
     }
     json_object_set_new(what, "replicas", ids);
     journal_add(r, "step", what);
+    st->every_s = (unsigned)json_integer_value(json_object_get(st->spec, "every_s"));
+    st->next_kill_ms = clock_mono_ms() + (uint64_t)st->every_s * 1000;
 }
 
 static void step_revert(struct run *r, struct step *st)
 {
     const char *a = st->action;
     for (int k = 0; k < st->nids; k++) {
-        if (!strcmp(a, "fault") || !strcmp(a, "crash"))
-            call(r, st->ids[k], "DELETE", "/v1/faults", NULL);
+        if (!strcmp(a, "fault") || (!strcmp(a, "crash") && st->reset[k]))
+            call(r, st->ids[k], "DELETE", "/v1/faults", NULL, NULL);
         else if (!strcmp(a, "drain"))
-            call(r, st->ids[k], "POST", "/v1/undrain", json_object());
+            call(r, st->ids[k], "POST", "/v1/undrain", json_object(), NULL);
         else if (!strcmp(a, "weight"))
-            call(r, st->ids[k], "PUT", "/v1/weight", json_pack("{s:i}", "weight", 100));
+            call(r, st->ids[k], "PUT", "/v1/weight", json_pack("{s:i}", "weight", 100), NULL);
     }
     if (!strcmp(a, "loadgen_rate") && st->prev_rate > 0) {
         const char *url = json_string_value(json_object_get(r->drill->def, "loadgen"));
@@ -392,6 +440,21 @@ static void *run_main(void *arg)
                 step_apply(r, st, touched);
                 touched += st->nids;
                 st->applied = true;
+            }
+            if (st->applied && !st->reverted && st->every_s && now >= st->next_kill_ms &&
+                t < st->at_s + st->duration_s) { /* a crash loop */
+                st->next_kill_ms = now + (uint64_t)st->every_s * 1000;
+                json_t *killed = json_array();
+                for (int k = 0; k < st->nids; k++) {
+                    json_t *ev = crash(r, st, k, false);
+                    if (ev)
+                        json_array_append_new(killed, ev);
+                }
+                if (json_array_size(killed))
+                    journal_add(r, "crash", json_pack("{s:s, s:o}", "target", st->target, "replicas",
+                                                      killed));
+                else
+                    json_decref(killed);
             }
             if (st->applied && !st->reverted && t >= st->at_s + st->duration_s) {
                 step_revert(r, st);

@@ -353,6 +353,9 @@ def test_admin_healthz_readyz_config_and_stats_shape():
     for k in ("requests", "status", "rate", "latency_ms"):
         assert k in st["totals"], f"totals lacks {k}"
     assert set(st["totals"]["rate"]) == {"1s", "10s", "60s"}, st["totals"]["rate"]
+    assert st["exec"] is None, st["exec"]  # no --exec: nothing supervised, nothing to kill
+    r = a.admin("POST", "/v1/exec/kill")
+    assert r.status == 409 and r.json()["type"].endswith("no-exec-child"), r.body
     r = a.admin("GET", "/v1/nothing-here", token=None)
     assert r.status == 404, r
 
@@ -1094,6 +1097,19 @@ def test_exec_supervision_restart_and_sigterm_forwarded():
         pids.append(pid2)
         assert not _pid_alive(pid1)
         assert "exec child died" in a.prog.stderr_text(), a.prog.stderr_tail()
+        # the crash drills' way: the admin API kills the child; the supervision restarts it
+        assert a.admin("POST", "/v1/exec/kill", token=None).status == 401
+        wait_until(lambda: a.admin("GET", "/v1/stats").json()["exec"]["pid"] == pid2, 10,
+                   "the stats to show the running child")
+        r = a.admin("POST", "/v1/exec/kill")
+        assert r.status == 202 and r.json()["killed_pid"] == pid2, r.body
+        pid3 = wait_until(lambda: (lambda p: p if p and p not in (pid1, pid2) else None)(child_pid()), 10,
+                          "the killed child restarted")
+        pids.append(pid3)
+        assert not _pid_alive(pid2)
+        ex = a.admin("GET", "/v1/stats").json()["exec"]
+        assert ex["restarts"] == 2 and ex["pid"] == pid3, ex
+        pid2 = pid3
         a.stop_ok()
         assert not _pid_alive(pid2), "the --exec child outlived the agent"
         with open(term_file) as f:
