@@ -24,6 +24,14 @@ def children_of(pid):
     return [int(x) for x in out.split()]
 
 
+def descendants_of(pid):
+    """The script's children and theirs (the replicas run under their sidecars' --exec)."""
+    found = []
+    for child in children_of(pid):
+        found += [child] + descendants_of(child)
+    return found
+
+
 def test_demo_brings_up_the_fleet_and_stops_everything():
     for b in ("sluice-agent", "sluice-shortener", "sluice-server", "sluice-worker", "sluice",
               "sluice-loadgen"):
@@ -40,8 +48,10 @@ def test_demo_brings_up_the_fleet_and_stops_everything():
             wait_until(lambda: "sluice demo is up" in open(log.name).read() or p.poll() is not None, 90,
                        "the demo to come up")
             assert p.poll() is None, open(log.name).read()[-2000:]
-            started = children_of(p.pid)
-            assert len(started) >= 2 * 2 + 5, started  # replicas × 2, Redis, gateway, worker, server, loadgen
+            started = descendants_of(p.pid)
+            # replicas × 2 (sidecar, and the shortener it supervises), Redis, gateway, worker,
+            # server, loadgen
+            assert len(started) >= 2 * 2 + 5, started
             cp = f"http://{LOOPBACK}:{7700 + off}"
             key = open(os.path.join(d, "viewer-key")).read().strip()
 
